@@ -1,0 +1,14 @@
+"""One exception type for bad input, so every report line reads ``PATH: reason``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """A file or store that cannot be used, with the reason in one line."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

@@ -1,0 +1,291 @@
+"""The chip store: the one contract between tiling, labelling and training.
+
+Layout (Zarr v3, dimension names set so ``xarray.open_zarr`` works)::
+
+    chips                 uint8   (N, 3, S, S)  sharded, one chip per inner chunk
+    chip_scene            int32   (N,)
+    chip_window           int32   (N, 4)        row_off, col_off, height, width
+    chip_transform        float64 (N, 6)        GDAL geotransform in the scene CRS
+    chip_bounds_wgs84     float64 (N, 4)        west, south, east, north
+    chip_cloud_fraction   float32 (N,)
+    chip_nodata_fraction  float32 (N,)
+    attrs["geokr"]        metadata: see :func:`new_metadata`
+
+Commit protocol: chip data is first written *past* the visible end of every
+array (invisible to readers), then the arrays are resized and finally
+``attrs["geokr"]["n_chips"]`` and the scene table are updated in one atomic
+write.  ``n_chips`` is the commit point; a crash before it leaves only
+invisible bytes that the next writer overwrites.  Only one process (the run's
+driver) ever writes, so no two tasks can write the same chunk or shard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+from zarr.core.array import AsyncArray
+
+from pipeline.errors import InputError
+
+SCHEMA_VERSION = 1
+META_KEY = "geokr"
+LOCK_NAME = ".geokr.lock"
+DEFAULT_SHARD_CHIPS = 256
+VECTOR_CHUNK = 65536
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+    """Dtype, trailing shape and dimension names of one per-chip array."""
+
+    dtype: str
+    tail: tuple[int, ...]
+    dims: tuple[str, ...]
+
+
+def chip_specs(chip_size: int) -> dict[str, ArraySpec]:
+    s = chip_size
+    return {
+        "chips": ArraySpec("uint8", (3, s, s), ("chip", "band", "y", "x")),
+        "chip_scene": ArraySpec("int32", (), ("chip",)),
+        "chip_window": ArraySpec("int32", (4,), ("chip", "window_field")),
+        "chip_transform": ArraySpec("float64", (6,), ("chip", "geotransform")),
+        "chip_bounds_wgs84": ArraySpec("float64", (4,), ("chip", "bound")),
+        "chip_cloud_fraction": ArraySpec("float32", (), ("chip",)),
+        "chip_nodata_fraction": ArraySpec("float32", (), ("chip",)),
+    }
+
+
+@dataclasses.dataclass
+class ChipBatch:
+    """Kept chips of one piece of work, in store order."""
+
+    chips: np.ndarray  # (n, 3, S, S) uint8
+    chip_scene: np.ndarray  # (n,) int32
+    chip_window: np.ndarray  # (n, 4) int32
+    chip_transform: np.ndarray  # (n, 6) float64
+    chip_bounds_wgs84: np.ndarray  # (n, 4) float64
+    chip_cloud_fraction: np.ndarray  # (n,) float32
+    chip_nodata_fraction: np.ndarray  # (n,) float32
+
+    def __len__(self) -> int:
+        return int(self.chips.shape[0])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def empty(cls, chip_size: int) -> ChipBatch:
+        specs = chip_specs(chip_size)
+        return cls(**{k: np.zeros((0, *v.tail), v.dtype) for k, v in specs.items()})
+
+    @classmethod
+    def concat(cls, batches: list[ChipBatch], chip_size: int) -> ChipBatch:
+        if not batches:
+            return cls.empty(chip_size)
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: np.concatenate([getattr(b, n) for b in batches]) for n in names})
+
+
+def new_metadata(chip_size: int, shard_chips: int) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "chip_size": chip_size,
+        "shard_chips": shard_chips,
+        "n_chips": 0,
+        "scenes": [],
+        "runs": [],
+    }
+
+
+def is_store(path: Path) -> bool:
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        doc = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return doc.get("node_type") == "group" and META_KEY in doc.get("attributes", {})
+
+
+class ChipStore:
+    """A chip store opened for reading or for the single writer of a run."""
+
+    def __init__(self, path: Path, group: zarr.Group) -> None:
+        self.path = path
+        self.group = group
+
+    # -- opening ---------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> ChipStore:
+        """Open an existing store (``mode`` "r" or "r+")."""
+        p = Path(path)
+        if not p.exists():
+            raise InputError(p, "store does not exist")
+        if not is_store(p):
+            raise InputError(p, "not a GeoKR chip store (no zarr group with geokr metadata)")
+        group = zarr.open_group(str(p), mode=mode, zarr_format=3)
+        store = cls(p, group)
+        version = store.meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise InputError(p, f"store schema version {version}, this software reads {SCHEMA_VERSION}")
+        return store
+
+    @classmethod
+    def create(
+        cls, path: str | Path, chip_size: int, shard_chips: int = DEFAULT_SHARD_CHIPS
+    ) -> ChipStore:
+        p = Path(path)
+        if p.exists() and any(p.iterdir()):
+            raise InputError(p, "path exists and is not a GeoKR chip store")
+        group = zarr.open_group(str(p), mode="w", zarr_format=3)
+        for name, spec in chip_specs(chip_size).items():
+            _create_chip_array(group, name, spec, chip_size, shard_chips)
+        group.attrs[META_KEY] = new_metadata(chip_size, shard_chips)
+        return cls(p, group)
+
+    @classmethod
+    def open_or_create(
+        cls, path: str | Path, chip_size: int, shard_chips: int = DEFAULT_SHARD_CHIPS
+    ) -> ChipStore:
+        p = Path(path)
+        if p.exists() and is_store(p):
+            store = cls.open(p, "r+")
+            if store.chip_size != chip_size:
+                raise InputError(
+                    p, f"store holds {store.chip_size} px chips, asked for {chip_size} px"
+                )
+            return store
+        return cls.create(p, chip_size, shard_chips)
+
+    # -- metadata ----------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(self.group.attrs[META_KEY])  # type: ignore[arg-type]
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        """Replace the metadata in one atomic write (the commit point)."""
+        self.group.attrs[META_KEY] = json.loads(json.dumps(meta))
+
+    @property
+    def n_chips(self) -> int:
+        return int(self.meta["n_chips"])
+
+    @property
+    def chip_size(self) -> int:
+        return int(self.meta["chip_size"])
+
+    @property
+    def scenes(self) -> list[dict[str, Any]]:
+        return list(self.meta["scenes"])
+
+    def array(self, name: str) -> zarr.Array:
+        arr = self.group[name]
+        assert isinstance(arr, zarr.Array)
+        return arr
+
+    def read(self, name: str, sel: Any = slice(None)) -> np.ndarray:
+        """Read a committed per-chip array (never past ``n_chips``)."""
+        arr = self.array(name)
+        if isinstance(sel, slice) and sel == slice(None):
+            sel = slice(0, self.n_chips)
+        return np.asarray(arr[sel])
+
+    # -- writing -----------------------------------------------------------
+    def stage(self, offset: int, batch: ChipBatch) -> int:
+        """Write ``batch`` at ``offset`` past the visible end; returns the new end."""
+        end = offset + len(batch)
+        for name, data in batch.arrays().items():
+            _write_beyond(self.array(name), offset, data)
+        return end
+
+    def commit(self, end: int, meta: Mapping[str, Any]) -> None:
+        """Make chips ``[0, end)`` visible and store ``meta`` with ``n_chips = end``."""
+        for name in chip_specs(self.chip_size):
+            arr = self.array(name)
+            if arr.shape[0] != end:
+                arr.resize((end, *arr.shape[1:]))
+        new = dict(meta)
+        new["n_chips"] = end
+        self.write_meta(new)
+
+    def recover(self) -> None:
+        """Shrink arrays left longer than ``n_chips`` by a crash between resize and commit."""
+        n = self.n_chips
+        for name in chip_specs(self.chip_size):
+            arr = self.array(name)
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))
+
+    @contextmanager
+    def lock(self, what: str) -> Iterator[None]:
+        """Refuse a second writer; the OS drops the lock if the holder dies."""
+        with writer_lock(self.path, what):
+            yield
+
+
+@contextmanager
+def writer_lock(path: Path, what: str) -> Iterator[None]:
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise InputError(path, f"store is being written by {holder}; wait for it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{what} (pid {os.getpid()} on {socket.gethostname()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _create_chip_array(
+    group: zarr.Group, name: str, spec: ArraySpec, chip_size: int, shard_chips: int
+) -> None:
+    if name == "chips":
+        chunks: tuple[int, ...] = (1, 3, chip_size, chip_size)
+        shards: tuple[int, ...] | None = (shard_chips, 3, chip_size, chip_size)
+        compressors: Any = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+    else:
+        chunks = (VECTOR_CHUNK, *spec.tail)
+        shards = None
+        compressors = "auto"
+    group.create_array(
+        name,
+        shape=(0, *spec.tail),
+        dtype=spec.dtype,
+        chunks=chunks,
+        shards=shards,
+        compressors=compressors,
+        fill_value=0,
+        dimension_names=spec.dims,
+    )
+
+
+def _write_beyond(arr: zarr.Array, offset: int, data: np.ndarray) -> None:
+    """Write rows ``[offset, offset+len)`` without publishing a new shape.
+
+    A throw-away array object with a longer shape shares the store path, so
+    the chunks land in place while the stored metadata keeps the old shape.
+    """
+    if len(data) == 0:
+        return
+    end = offset + len(data)
+    async_arr = arr._async_array
+    meta = async_arr.metadata.update_shape((max(end, arr.shape[0]), *arr.shape[1:]))
+    phantom = zarr.Array(AsyncArray(meta, async_arr.store_path, async_arr.config))
+    phantom[offset:end] = data

@@ -1,0 +1,1 @@
+"""GeoKR trainer and downstream evaluation."""
