@@ -43,5 +43,6 @@ def resolve(kind: str, name_or_path: str) -> Path:
     if name_or_path in known:
         return known[name_or_path]
     raise InputError(
-        name_or_path, f"no such {kind} entry; known: {', '.join(known) or 'none'} (or give a .yaml path)"
+        name_or_path,
+        f"no such {kind} entry; known: {', '.join(known) or 'none'} (or give a .yaml path)",
     )

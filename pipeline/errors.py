@@ -12,3 +12,7 @@ class InputError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str]]:
+        # Travels between dask workers and the driver.
+        return (InputError, (self.path, self.reason))

@@ -62,8 +62,10 @@ class RunReport:
         }
 
     def summary(self, rate_key: str) -> str:
-        lines = [f"{self.stage}: {'interrupted' if self.interrupted else 'finished'} "
-                 f"in {self.seconds:.1f} s"]
+        lines = [
+            f"{self.stage}: {'interrupted' if self.interrupted else 'finished'} "
+            f"in {self.seconds:.1f} s"
+        ]
         for key, value in sorted(self.counts.items()):
             lines.append(f"  {key:<22} {value}")
         for reason, value in sorted(self.dropped.items()):

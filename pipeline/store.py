@@ -25,11 +25,12 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -129,7 +130,7 @@ class ChipStore:
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r") -> ChipStore:
+    def open(cls, path: str | Path, mode: Literal["r", "r+"] = "r") -> ChipStore:
         """Open an existing store (``mode`` "r" or "r+")."""
         p = Path(path)
         if not p.exists():
@@ -140,21 +141,29 @@ class ChipStore:
         store = cls(p, group)
         version = store.meta.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise InputError(p, f"store schema version {version}, this software reads {SCHEMA_VERSION}")
+            raise InputError(
+                p, f"store schema version {version}, this software reads {SCHEMA_VERSION}"
+            )
         return store
 
     @classmethod
     def create(
         cls, path: str | Path, chip_size: int, shard_chips: int = DEFAULT_SHARD_CHIPS
     ) -> ChipStore:
+        """Build the empty store beside its final path and rename it in one step."""
         p = Path(path)
-        if p.exists() and any(p.iterdir()):
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise InputError(p, "path exists and is not a GeoKR chip store")
-        group = zarr.open_group(str(p), mode="w", zarr_format=3)
+        tmp = p.with_name(f".{p.name}.creating-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for name, spec in chip_specs(chip_size).items():
             _create_chip_array(group, name, spec, chip_size, shard_chips)
         group.attrs[META_KEY] = new_metadata(chip_size, shard_chips)
-        return cls(p, group)
+        if p.exists():
+            p.rmdir()
+        tmp.rename(p)
+        return cls(p, zarr.open_group(str(p), mode="r+", zarr_format=3))
 
     @classmethod
     def open_or_create(
@@ -204,12 +213,8 @@ class ChipStore:
         return np.asarray(arr[sel])
 
     # -- writing -----------------------------------------------------------
-    def stage(self, offset: int, batch: ChipBatch) -> int:
-        """Write ``batch`` at ``offset`` past the visible end; returns the new end."""
-        end = offset + len(batch)
-        for name, data in batch.arrays().items():
-            _write_beyond(self.array(name), offset, data)
-        return end
+    def writer(self) -> ChipWriter:
+        return ChipWriter(self)
 
     def commit(self, end: int, meta: Mapping[str, Any]) -> None:
         """Make chips ``[0, end)`` visible and store ``meta`` with ``n_chips = end``."""
@@ -234,6 +239,52 @@ class ChipStore:
         """Refuse a second writer; the OS drops the lock if the holder dies."""
         with writer_lock(self.path, what):
             yield
+
+
+class ChipWriter:
+    """Appends past the visible end, a whole shard at a time.
+
+    Writing part of a shard rewrites all of it, so chips are buffered until a
+    shard boundary; :meth:`flush` writes the remainder just before a commit.
+    """
+
+    def __init__(self, store: ChipStore) -> None:
+        self.store = store
+        self.written = store.n_chips  # everything below is on disk
+        self.pending: list[ChipBatch] = []
+        self.shard = int(store.meta["shard_chips"])
+
+    @property
+    def end(self) -> int:
+        return self.written + sum(len(b) for b in self.pending)
+
+    def append(self, batch: ChipBatch) -> None:
+        self.pending.append(batch)
+        boundary = (self.end // self.shard) * self.shard
+        if boundary > self.written:
+            self._write(boundary)
+
+    def rewind(self, end: int) -> None:
+        """Forget everything appended past ``end`` (a scene that failed half-way)."""
+        if end <= self.written:
+            # Chips on disk past ``end`` are invisible and get overwritten.
+            self.written, self.pending = end, []
+            return
+        merged = ChipBatch.concat(self.pending, self.store.chip_size)
+        keep = end - self.written
+        self.pending = [ChipBatch(**{k: v[:keep] for k, v in merged.arrays().items()})]
+
+    def flush(self) -> int:
+        self._write(self.end)
+        return self.written
+
+    def _write(self, upto: int) -> None:
+        merged = ChipBatch.concat(self.pending, self.store.chip_size)
+        n = upto - self.written
+        for name, data in merged.arrays().items():
+            _write_beyond(self.store.array(name), self.written, data[:n])
+        self.pending = [ChipBatch(**{k: v[n:] for k, v in merged.arrays().items()})]
+        self.written = upto
 
 
 @contextmanager

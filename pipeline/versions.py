@@ -7,8 +7,17 @@ import sys
 from importlib import metadata
 
 _PACKAGES = (
-    "geokr", "numpy", "rasterio", "zarr", "dask", "distributed", "shapely", "pyproj",
-    "scikit-image", "torch", "torchvision",
+    "geokr",
+    "numpy",
+    "rasterio",
+    "zarr",
+    "dask",
+    "distributed",
+    "shapely",
+    "pyproj",
+    "scikit-image",
+    "torch",
+    "torchvision",
 )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dask.distributed import Client, LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GEOKR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -16,3 +18,13 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MANIFEST.md").is_file():
         pytest.fail(f"real sample data not found at {SHARED_DATA} (set GEOKR_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Client]:
+    """One real multi-process cluster for the whole session (tasks really get pickled)."""
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -1,0 +1,137 @@
+"""``geokr-etl tile``.
+
+Exit status: 0 every scene tiled (or already in the store); 1 some scenes
+failed (the others are in the store); 2 nothing could be done (bad store,
+store locked, bad option); 130 interrupted (finished scenes are committed,
+rerun to resume).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pipeline.cluster import dask_client
+from pipeline.errors import InputError
+from pipeline.filters import FilterParams
+from pipeline.tiling import TileParams, run_tile
+
+
+@click.command()
+@click.option(
+    "--scenes",
+    "scenes",
+    multiple=True,
+    required=True,
+    help="Scene file, folder or glob; repeatable. Any GDAL raster.",
+)
+@click.option(
+    "--store", required=True, type=click.Path(), help="Zarr chip store (created if missing)."
+)
+@click.option(
+    "--sensor",
+    default=None,
+    help="Sensor profile name or YAML path (catalogs/sensors); inferred when unambiguous.",
+)
+@click.option("--chip-size", default=256, show_default=True, type=click.IntRange(8))
+@click.option(
+    "--overlap", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True)
+)
+@click.option(
+    "--cloud-brightness",
+    default=230,
+    show_default=True,
+    type=click.IntRange(0, 255),
+    help="8-bit brightness above which a pixel counts as cloud.",
+)
+@click.option(
+    "--max-cloud",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Drop chips whose cloud fraction exceeds this.",
+)
+@click.option(
+    "--max-nodata",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Drop chips whose nodata fraction exceeds this.",
+)
+@click.option(
+    "--low-contrast",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="skimage is_low_contrast fraction threshold.",
+)
+@click.option(
+    "--stretch",
+    nargs=2,
+    type=float,
+    default=(2.0, 98.0),
+    show_default=True,
+    help="Percentiles of the per-scene 16-bit → 8-bit stretch.",
+)
+@click.option(
+    "--shard-chips",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Chips per shard file of a new store.",
+)
+@click.option(
+    "--commit-interval",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between commits of finished scenes.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Worker processes of the embedded cluster (default: all cores).",
+)
+@click.option("--scheduler", default=None, help="Address of an existing dask scheduler.")
+@click.option("--progress/--no-progress", default=True)
+def tile(
+    scenes: tuple[str, ...],
+    store: str,
+    sensor: str | None,
+    chip_size: int,
+    overlap: float,
+    cloud_brightness: int,
+    max_cloud: float,
+    max_nodata: float,
+    low_contrast: float,
+    stretch: tuple[float, float],
+    shard_chips: int,
+    commit_interval: float,
+    workers: int | None,
+    scheduler: str | None,
+    progress: bool,
+) -> None:
+    """Cut scenes into overlapping chips, drop cloudy/low-contrast/nodata ones, store them."""
+    params = TileParams(
+        chip_size=chip_size,
+        overlap=overlap,
+        filters=FilterParams(cloud_brightness, max_cloud, max_nodata, low_contrast),
+        percentiles=stretch,
+        commit_interval=commit_interval,
+        shard_chips=shard_chips,
+    )
+    try:
+        with dask_client(workers, scheduler) as client:
+            report = run_tile(store, list(scenes), client, params, sensor, progress)
+    except InputError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: finished scenes are committed; rerun the same command to resume", err=True
+        )
+        sys.exit(130)
+    click.echo(report.summary("chips_written"))
+    sys.exit(1 if report.counts["scenes_failed"] else 0)

@@ -1,0 +1,56 @@
+"""The per-scene stretch: computed once on a sample, nodata excluded, lookup table exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from pipeline.filters import FilterParams, cloud_fraction, drop_reason
+from pipeline.radiometry import Stretch, compute_stretch
+from tests.rasters import textured, write_raster
+
+
+def test_lookup_table_equals_direct_scaling() -> None:
+    s = Stretch((100.0, 250.5, 3000.0), (4000.0, 900.0, 3001.0), (2.0, 98.0))
+    data = np.random.default_rng(0).integers(0, 65536, (3, 40, 50)).astype(np.uint16)
+    assert np.array_equal(s.apply(data), s._scale(data))
+    assert s.apply(np.array([[[100]], [[900]], [[0]]], np.uint16)).ravel().tolist() == [0, 255, 0]
+
+
+def test_stretch_ignores_nodata(tmp_path: Path) -> None:
+    data = textured(3, 200, 200)
+    data[:, :, :100] = 65535  # nodata half
+    path = write_raster(tmp_path / "s.tif", data, nodata=65535)
+    with rasterio.open(path) as src:
+        s = compute_stretch(src, (1, 2, 3), (2.0, 98.0))
+    assert s is not None and s.high is not None and max(s.high) < 2000
+    valid = data[:, :, 100:].reshape(3, -1)
+    expected = np.percentile(valid, 98, axis=1)
+    assert np.allclose(s.high, expected, rtol=0.05)
+
+
+def test_eight_bit_passes_through(shared_data: Path) -> None:
+    with rasterio.open(shared_data / "rgb_byte" / "RGB.byte.tif") as src:
+        s = compute_stretch(src, (1, 2, 3), (2.0, 98.0))
+        data = src.read(window=((0, 10), (0, 10)))
+    assert s == Stretch.identity() and np.array_equal(s.apply(data), data)
+
+
+def test_cloud_and_contrast_filters() -> None:
+    params = FilterParams()
+    valid = np.ones((16, 16), bool)
+    rng = np.random.default_rng(0)
+    clear = rng.integers(20, 200, (3, 16, 16)).astype(np.uint8)
+    cloudy = clear.copy()
+    cloudy[:, :9, :] = 250  # 9/16 of the rows: 56 % cloud
+    assert drop_reason(clear, valid, params)[0] is None
+    reason, cloud, _ = drop_reason(cloudy, valid, params)
+    assert reason == "cloud" and abs(cloud - 9 / 16) < 1e-6
+    assert cloud_fraction(cloudy, valid, 230) == cloud
+    flat = np.full((3, 16, 16), 120, np.uint8)
+    assert drop_reason(flat, valid, params)[0] == "low_contrast"
+    holes = valid.copy()
+    holes[0, :4] = False  # 4 / 256 = 1.6 % nodata
+    assert drop_reason(clear, holes, params)[0] == "nodata"
