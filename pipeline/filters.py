@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from skimage.color import rgb2gray
 from skimage.exposure import is_low_contrast
 
 
@@ -29,16 +30,26 @@ def cloud_fraction(rgb: np.ndarray, valid: np.ndarray, threshold: int) -> float:
     return float((bright & valid).sum() / n)
 
 
+def gray(rgb: np.ndarray) -> np.ndarray:
+    """Luminance as skimage computes it inside ``is_low_contrast``; done once per strip."""
+    return rgb2gray(np.moveaxis(rgb, 0, -1))
+
+
 def drop_reason(
-    rgb: np.ndarray, valid: np.ndarray, params: FilterParams
+    rgb: np.ndarray, valid: np.ndarray, params: FilterParams, luminance: np.ndarray | None = None
 ) -> tuple[str | None, float, float]:
-    """Why a chip (3, S, S) uint8 is dropped (or None), with its cloud and nodata fractions."""
+    """Why a chip (3, S, S) uint8 is dropped (or None), with its cloud and nodata fractions.
+
+    ``luminance`` (the chip's :func:`gray`) may be passed in when already computed;
+    the decision is the same as ``is_low_contrast`` on the RGB chip.
+    """
     nodata = nodata_fraction(valid)
     cloud = cloud_fraction(rgb, valid, params.cloud_brightness)
     if nodata > params.max_nodata:
         return "nodata", cloud, nodata
     if cloud > params.max_cloud:
         return "cloud", cloud, nodata
-    if is_low_contrast(np.moveaxis(rgb, 0, -1), fraction_threshold=params.low_contrast_fraction):
+    lum = gray(rgb) if luminance is None else luminance
+    if is_low_contrast(lum, fraction_threshold=params.low_contrast_fraction):
         return "low_contrast", cloud, nodata
     return None, cloud, nodata

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from pipeline.errors import InputError
-from pipeline.filters import FilterParams, drop_reason
+from pipeline.filters import FilterParams, drop_reason, gray
 from pipeline.radiometry import Stretch, compute_stretch
 from pipeline.report import RunReport
 from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene
@@ -142,11 +142,17 @@ def _cut(
     crs = CRS.from_wkt(info.crs_wkt)
     kept: dict[str, list[Any]] = {k: [] for k in ChipBatch.empty(1).arrays()}
     dropped: Counter[str] = Counter()
+    luminance = gray(rgb)
+    size = params.chip_size
     for w in windows:
         r, c = int(w.row_off - strip.row_off), int(w.col_off - strip.col_off)
-        chip = rgb[:, r : r + params.chip_size, c : c + params.chip_size]
-        chip_valid = valid[r : r + params.chip_size, c : c + params.chip_size]
-        reason, cloud, nodata = drop_reason(chip, chip_valid, params.filters)
+        chip = rgb[:, r : r + size, c : c + size]
+        reason, cloud, nodata = drop_reason(
+            chip,
+            valid[r : r + size, c : c + size],
+            params.filters,
+            luminance[r : r + size, c : c + size],
+        )
         if reason:
             dropped[reason] += 1
             continue

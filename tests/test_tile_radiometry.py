@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from skimage.exposure import is_low_contrast
 
-from pipeline.filters import FilterParams, cloud_fraction, drop_reason
+from pipeline.filters import FilterParams, cloud_fraction, drop_reason, gray
 from pipeline.radiometry import Stretch, compute_stretch
 from tests.rasters import textured, write_raster
 
@@ -54,3 +55,14 @@ def test_cloud_and_contrast_filters() -> None:
     holes = valid.copy()
     holes[0, :4] = False  # 4 / 256 = 1.6 % nodata
     assert drop_reason(clear, holes, params)[0] == "nodata"
+
+
+def test_strip_luminance_gives_skimage_decision() -> None:
+    rng = np.random.default_rng(1)
+    params = FilterParams()
+    valid = np.ones((32, 32), bool)
+    for spread in (2, 5, 8, 12, 20, 60):  # around skimage's 5 % threshold
+        chip = (120 + rng.integers(0, spread, (3, 32, 32))).astype(np.uint8)
+        expected = is_low_contrast(np.moveaxis(chip, 0, -1), fraction_threshold=0.05)
+        got = drop_reason(chip, valid, params, gray(chip))[0] == "low_contrast"
+        assert got == expected == (drop_reason(chip, valid, params)[0] == "low_contrast")
