@@ -35,6 +35,35 @@ def gray(rgb: np.ndarray) -> np.ndarray:
     return rgb2gray(np.moveaxis(rgb, 0, -1))
 
 
+def low_contrast(luminance: np.ndarray, fraction: float) -> bool:
+    """``skimage.exposure.is_low_contrast`` on a luminance image in [0, 1], same answer.
+
+    The 1st/99th percentiles are bracketed from a 256-bin histogram (floor is
+    monotone, so order statistics commute with it); only chips whose bracket
+    straddles the threshold pay for skimage's full sort.
+    """
+    n = luminance.size
+    q = np.clip((luminance.ravel() * 255).astype(np.int64), 0, 255)
+    cum = np.cumsum(np.bincount(q, minlength=256))
+
+    def order_stat(k: int) -> int:
+        return int(np.searchsorted(cum, k + 1))
+
+    def bracket(pct: float) -> tuple[float, float]:
+        pos = (n - 1) * pct / 100
+        lo, hi = order_stat(int(np.floor(pos))), order_stat(int(np.ceil(pos)))
+        return (lo - 1) / 255, (hi + 2) / 255  # one code of slack for rounding of lum*255
+
+    lo1, hi1 = bracket(1)
+    lo99, hi99 = bracket(99)
+    span = 2.0  # skimage's dtype_limits of a float image: (-1, 1)
+    if (hi99 - lo1) / span < fraction:
+        return True
+    if (lo99 - hi1) / span >= fraction:
+        return False
+    return bool(is_low_contrast(luminance, fraction_threshold=fraction))
+
+
 def drop_reason(
     rgb: np.ndarray, valid: np.ndarray, params: FilterParams, luminance: np.ndarray | None = None
 ) -> tuple[str | None, float, float]:
@@ -50,6 +79,6 @@ def drop_reason(
     if cloud > params.max_cloud:
         return "cloud", cloud, nodata
     lum = gray(rgb) if luminance is None else luminance
-    if is_low_contrast(lum, fraction_threshold=params.low_contrast_fraction):
+    if low_contrast(lum, params.low_contrast_fraction):
         return "low_contrast", cloud, nodata
     return None, cloud, nodata

@@ -7,6 +7,8 @@ import glob
 import hashlib
 import math
 import re
+import threading
+from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,25 @@ def acquisition_date(path: str, tags: dict[str, str]) -> str | None:
         except ValueError:
             continue
     return None
+
+
+_HANDLES = threading.local()
+_MAX_HANDLES = 4
+
+
+def open_cached(path: str) -> rasterio.DatasetReader:
+    """A dataset kept open per worker thread: reopening would drop GDAL's block cache,
+    and neighbouring chip strips share blocks. Handles are not shared between threads."""
+    cache: OrderedDict[str, rasterio.DatasetReader] = _HANDLES.__dict__.setdefault(
+        "cache", OrderedDict()
+    )
+    if path in cache:
+        cache.move_to_end(path)
+        return cache[path]
+    cache[path] = rasterio.open(path)
+    while len(cache) > _MAX_HANDLES:
+        cache.popitem(last=False)[1].close()
+    return cache[path]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pipeline.errors import InputError
 from pipeline.filters import FilterParams, drop_reason, gray
 from pipeline.radiometry import Stretch, compute_stretch
 from pipeline.report import RunReport
-from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene
+from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene, open_cached
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
 from pipeline.store import ChipBatch, ChipStore
 from pipeline.windows import chip_rows, gdal_transform, strip_window
@@ -108,9 +108,9 @@ def tile_part(
     """Read one strip of chip rows once and cut, stretch and filter its chips."""
     strip = strip_window(windows)
     try:
-        with rasterio.open(info.path) as src:
-            data = src.read(info.sensor.rgb, window=strip)
-            valid = _valid_pixels(src, info.sensor.rgb, strip)
+        src = open_cached(info.path)
+        data = src.read(info.sensor.rgb, window=strip)
+        valid = _valid_pixels(src, info.sensor.rgb, strip)
     except Exception as e:
         return InputError(info.path, f"read failed at {strip} ({str(e).splitlines()[0]})")
     rgb = stretch.apply(data)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from hypothesis import given
+from hypothesis import strategies as st
 from skimage.exposure import is_low_contrast
 
-from pipeline.filters import FilterParams, cloud_fraction, drop_reason, gray
+from pipeline.filters import FilterParams, cloud_fraction, drop_reason, gray, low_contrast
 from pipeline.radiometry import Stretch, compute_stretch
 from tests.rasters import textured, write_raster
 
@@ -66,3 +68,19 @@ def test_strip_luminance_gives_skimage_decision() -> None:
         expected = is_low_contrast(np.moveaxis(chip, 0, -1), fraction_threshold=0.05)
         got = drop_reason(chip, valid, params, gray(chip))[0] == "low_contrast"
         assert got == expected == (drop_reason(chip, valid, params)[0] == "low_contrast")
+
+
+@given(
+    level=st.integers(0, 255),
+    spread=st.integers(0, 80),
+    bright=st.floats(0, 0.05),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_low_contrast_equals_skimage(
+    level: int, spread: int, bright: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    chip = np.clip(level + rng.integers(-spread, spread + 1, (3, 48, 48)), 0, 255).astype(np.uint8)
+    chip[:, rng.random((48, 48)) < bright] = 255  # a few outliers near the 99th percentile
+    lum = gray(chip)
+    assert low_contrast(lum, 0.05) == is_low_contrast(lum, fraction_threshold=0.05)
