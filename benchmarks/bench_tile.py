@@ -162,7 +162,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, "
         f"{len(__import__('os').sched_getaffinity(0))} cores, python {platform.python_version()}"
     )
-    with tempfile.TemporaryDirectory(dir=REPO) as d:
+    with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         scene = make_scene(tmp / "GF2_bench_20200101.tif", args.size)
         inspect_scene(str(scene), None, all_profiles())

@@ -47,6 +47,8 @@ class TileParams:
     percentiles: tuple[float, float] = (2.0, 98.0)
     commit_interval: float = 10.0  # seconds between commits of finished scenes
     shard_chips: int = 256
+    retries: int = 2  # a task whose worker died (walltime, node failure) runs again
+    gdal_cache_mb: int = 256  # GDAL's default (5 % of RAM) grows past a worker's budget
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,7 +86,7 @@ def prepare_scene(
     """Check the scene, compute its stretch and its chip windows."""
     try:
         info = inspect_scene(path, sensor, profiles)
-        with rasterio.open(path) as src:
+        with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20), rasterio.open(path) as src:
             stretch = compute_stretch(src, info.sensor.rgb, params.percentiles)
         if stretch is None:
             return InputError(path, "all nodata (no valid pixel in the sample)")
@@ -108,9 +110,10 @@ def tile_part(
     """Read one strip of chip rows once and cut, stretch and filter its chips."""
     strip = strip_window(windows)
     try:
-        src = open_cached(info.path)
-        data = src.read(info.sensor.rgb, window=strip)
-        valid = _valid_pixels(src, info.sensor.rgb, strip)
+        with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20):
+            src = open_cached(info.path)
+            data = src.read(info.sensor.rgb, window=strip)
+            valid = _valid_pixels(src, info.sensor.rgb, strip)
     except Exception as e:
         return InputError(info.path, f"read failed at {strip} ({str(e).splitlines()[0]})")
     rgb = stretch.apply(data)
@@ -188,6 +191,15 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def task_result(future: Future, path: str) -> Any:
+    """The task's value; a task that failed for good (worker killed every try,
+    out of memory) fails its scene instead of the run."""
+    try:
+        return future.result()
+    except Exception as e:
+        return InputError(path, f"task failed ({type(e).__name__}: {str(e).splitlines()[0]})")
 
 
 class TileRun:
@@ -277,10 +289,11 @@ class TileRun:
                     self.params,
                     pure=False,
                     priority=10,
+                    retries=self.params.retries,
                 )
 
     def _plan(self, path: str, future: Future) -> ScenePlan | None:
-        result = future.result()
+        result = task_result(future, path)
         if isinstance(result, InputError):
             self.report.fail(path, result.reason)
             return None
@@ -303,7 +316,7 @@ class TileRun:
                 future = prep.get(s)
                 if future is None or not future.done():
                     return
-                result = future.result()
+                result = task_result(future, "")
                 if isinstance(result, InputError):
                     feed[:] = [s + 1, 0]
                     continue
@@ -312,7 +325,13 @@ class TileRun:
                 feed[:] = [s + 1, 0]
                 continue
             future = self.client.submit(
-                tile_part, plan.info, plan.stretch, plan.parts[p], self.params, pure=False
+                tile_part,
+                plan.info,
+                plan.stretch,
+                plan.parts[p],
+                self.params,
+                pure=False,
+                retries=self.params.retries,
             )
             parts.append((s, p, future))
             feed[1] += 1
@@ -333,7 +352,7 @@ class TileRun:
             self._top_up(plans, prep, parts, feed)
             s, _p, future = parts.popleft()
             assert s == i, "parts are written in submission order"
-            result = future.result()
+            result = task_result(future, plan.info.path)
             self.bar.update(1)
             if isinstance(result, InputError):
                 self._abandon(i, parts)

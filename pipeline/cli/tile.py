@@ -109,6 +109,7 @@ def tile(
     stretch: tuple[float, float],
     shard_chips: int,
     commit_interval: float,
+    gdal_cache_mb: int,
     workers: int | None,
     scheduler: str | None,
     progress: bool,
@@ -121,6 +122,7 @@ def tile(
         percentiles=stretch,
         commit_interval=commit_interval,
         shard_chips=shard_chips,
+        gdal_cache_mb=gdal_cache_mb,
     )
     try:
         with dask_client(workers, scheduler) as client:
