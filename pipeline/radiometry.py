@@ -46,7 +46,7 @@ class Stretch:
         scaled = (data.astype(np.float32) - lo) * (255.0 / np.maximum(hi - lo, 1e-6))
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
-    @functools.cache  # noqa: B019 - a handful of scenes per worker, tables of 64 KiB
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - few scenes in flight per worker
     def lookup_tables(self) -> np.ndarray:
         codes = np.broadcast_to(np.arange(65536, dtype=np.uint16), (len(self.low or ()), 65536))
         return self._scale(codes)
