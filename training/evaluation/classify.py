@@ -1,0 +1,136 @@
+"""Scene classification at label fractions (the paper's Table IV protocol)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.report import RunReport
+from training.evaluation.backbones import (
+    Classifier,
+    InitSpec,
+    build_backbone,
+    read_normalisation,
+)
+from training.evaluation.images import ImageSet, list_image_folder, load_image_folder
+from training.evaluation.metrics import confusion_matrix, mean_class_accuracy, per_class_accuracy
+from training.evaluation.probes import knn_predict, linear_probe
+from training.evaluation.protocol import Cell, cell_seed, finish_run, make_cells, run_cells
+from training.evaluation.results import ResultsFile, files_fingerprint, fingerprint, per_class_json
+from training.evaluation.splits import fraction_subset, stratified_split
+from training.evaluation.train import TrainConfig, extract_features, fit, predict
+
+MODES = ("finetune", "linear", "knn")
+METRIC = "mean class accuracy"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifyConfig:
+    data: Path
+    out: Path
+    arch: str
+    inits: tuple[InitSpec, ...]
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
+    repeats: int = 3
+    mode: str = "finetune"
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    image_size: int = 224
+    max_per_class: int | None = None
+    seed: int = 0
+    test_share: float = 0.25
+    k: int = 20
+    probe_l2: float = 1e-3
+    workers: int = 4
+
+    def parameters(self) -> dict[str, Any]:
+        params = dataclasses.asdict(self)
+        params["inits"] = {i.name: str(i.weights) if i.weights else "random" for i in self.inits}
+        return params
+
+    def fingerprints(self) -> dict[str, str]:
+        """Per init: what decides its cells' results (not device, workers or output)."""
+        common = {k: v for k, v in self.parameters().items()
+                  if k not in ("out", "inits", "workers", "fractions", "repeats")}
+        common["train"] = {k: v for k, v in common["train"].items()
+                           if k not in ("device", "eval_batch_size")}
+        if self.mode != "finetune":
+            common.pop("train")
+        items = list_image_folder(self.data, self.max_per_class)
+        common["data"] = files_fingerprint(self.data, [p for p, _ in items])
+        return {i.name: fingerprint({**common, "weights": i.fingerprint()}) for i in self.inits}
+
+
+class ClassifyTask:
+    """Holds the decoded data (on the training device) and per-init frozen features."""
+
+    def __init__(self, cfg: ClassifyConfig, data: ImageSet) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.images = data.images.to(cfg.train.device)
+        self.targets = torch.as_tensor(data.labels, device=cfg.train.device)
+        self.n_classes = len(data.classes)
+        self._features: dict[str, torch.Tensor] = {}
+
+    def split(self, cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+        labels, cfg = self.data.labels, self.cfg
+        train, test = stratified_split(labels, cfg.seed, cell.repeat, cfg.test_share)
+        return fraction_subset(labels, train, cell.fraction, cfg.seed, cell.repeat), test
+
+    def model(self, spec: InitSpec, seed: int) -> Classifier:
+        backbone = build_backbone(self.cfg.arch, spec, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return Classifier(backbone, self.n_classes, read_normalisation(spec.weights))
+
+    def features(self, spec: InitSpec) -> torch.Tensor:
+        """One frozen forward pass per init, reused by every repeat and fraction."""
+        if spec.name not in self._features:
+            model = self.model(spec, self.cfg.seed)
+            self._features[spec.name] = extract_features(
+                torch.nn.Sequential(model.normalise, model.backbone), self.images, self.cfg.train)
+        return self._features[spec.name]
+
+    def predict(self, cell: Cell, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        cfg, labels = self.cfg, self.data.labels
+        if cfg.mode == "finetune":
+            seed = cell_seed(cfg.seed, cell.repeat, cell.fraction_index)
+            model = self.model(cell.init, seed)
+            fit(model, self.images, self.targets, train, cfg.train, seed)
+            return predict(model, self.images, test, cfg.train)
+        feats = self.features(cell.init)
+        if cfg.mode == "linear":
+            return linear_probe(feats[train], labels[train], feats[test], self.n_classes,
+                                l2=cfg.probe_l2)
+        return knn_predict(feats[train], labels[train], feats[test], self.n_classes, k=cfg.k)
+
+    def evaluate(self, cell: Cell) -> dict[str, Any]:
+        train, test = self.split(cell)
+        pred = self.predict(cell, train, test)
+        conf = confusion_matrix(self.data.labels[test], pred, self.n_classes)
+        return {"score": mean_class_accuracy(conf), "n_train": len(train), "n_test": len(test),
+                "per_class": per_class_json(per_class_accuracy(conf))}
+
+
+def run_classify(cfg: ClassifyConfig) -> tuple[str, RunReport]:
+    """Run (or resume) every cell and write the outputs to ``cfg.out``."""
+    if cfg.mode not in MODES:
+        raise ValueError(f"--mode must be one of {MODES}")
+    names = [i.name for i in cfg.inits]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate --init names: {names}")
+    for spec in cfg.inits:  # fail on a bad weights file before decoding any image
+        build_backbone(cfg.arch, spec, cfg.seed)
+    report = RunReport(stage="classify", parameters=cfg.parameters())
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    fps = cfg.fingerprints()
+    data = load_image_folder(cfg.data, cfg.image_size, report, cfg.max_per_class, cfg.workers)
+    report.parameters["classes"] = data.classes
+    task = ClassifyTask(cfg, data)
+    results = ResultsFile(cfg.out / "results.jsonl")
+    run_cells(results, make_cells(cfg.inits, cfg.fractions, cfg.repeats), fps, task.evaluate,
+              report)
+    return finish_run(cfg.out, report, results, fps, cfg.inits, cfg.fractions, METRIC), report

@@ -1,0 +1,114 @@
+"""Semantic segmentation / cloud detection at label fractions (Tables V–IX layout)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.report import RunReport
+from training.evaluation.backbones import InitSpec, build_backbone, read_normalisation
+from training.evaluation.metrics import confusion_matrix, mean_iou, per_class_iou
+from training.evaluation.protocol import Cell, cell_seed, finish_run, make_cells, run_cells
+from training.evaluation.results import ResultsFile, files_fingerprint, fingerprint, per_class_json
+from training.evaluation.segdata import IGNORE, NpzSpec, TileSet, load_segmentation
+from training.evaluation.segmodel import SegNet, spatial_encoder
+from training.evaluation.splits import fraction_subset, stratified_split
+from training.evaluation.train import TrainConfig, fit, predict
+
+MODES = ("finetune", "frozen")
+METRIC = "mIoU"
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentConfig:
+    data: Path
+    out: Path
+    arch: str
+    inits: tuple[InitSpec, ...]
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
+    repeats: int = 3
+    mode: str = "finetune"
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    tile_size: int = 128
+    max_tiles_per_file: int | None = None
+    npz: NpzSpec = dataclasses.field(default_factory=NpzSpec)
+    seed: int = 0
+    test_share: float = 0.25
+
+    def parameters(self) -> dict[str, Any]:
+        params = dataclasses.asdict(self)
+        params["inits"] = {i.name: str(i.weights) if i.weights else "random" for i in self.inits}
+        return params
+
+    def fingerprints(self) -> dict[str, str]:
+        common = {k: v for k, v in self.parameters().items()
+                  if k not in ("out", "inits", "fractions", "repeats")}
+        common["train"] = {k: v for k, v in common["train"].items()
+                           if k not in ("device", "eval_batch_size")}
+        root = self.data if self.data.is_dir() else self.data.parent
+        files = ([p for p in sorted(root.rglob("*")) if p.is_file()] if self.data.is_dir()
+                 else [self.data])
+        common["data"] = files_fingerprint(root, files)
+        return {i.name: fingerprint({**common, "weights": i.fingerprint()}) for i in self.inits}
+
+
+class SegmentTask:
+    """Tiles on the training device; splits stratified by each tile's dominant class."""
+
+    def __init__(self, cfg: SegmentConfig, data: TileSet) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.strata = data.dominant()
+        self.images = data.images.to(cfg.train.device)
+        self.masks = data.masks.to(cfg.train.device)
+
+    def model(self, spec: InitSpec, seed: int) -> SegNet:
+        encoder = spatial_encoder(build_backbone(self.cfg.arch, spec, seed))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = SegNet(encoder, len(self.data.classes), read_normalisation(spec.weights),
+                         probe_size=self.cfg.tile_size)
+        if self.cfg.mode == "frozen":
+            net.encoder.requires_grad_(False)
+        return net
+
+    def evaluate(self, cell: Cell) -> dict[str, Any]:
+        cfg = self.cfg
+        train, test = stratified_split(self.strata, cfg.seed, cell.repeat, cfg.test_share)
+        train = fraction_subset(self.strata, train, cell.fraction, cfg.seed, cell.repeat)
+        seed = cell_seed(cfg.seed, cell.repeat, cell.fraction_index)
+        net = self.model(cell.init, seed)
+        fit(net, self.images, self.masks, train, cfg.train, seed,
+            frozen=net.encoder if cfg.mode == "frozen" else None, ignore_index=IGNORE)
+        pred = predict(net, self.images, test, cfg.train)
+        conf = confusion_matrix(self.data.masks[test].numpy(), pred, len(self.data.classes),
+                                ignore_index=IGNORE)
+        return {"score": mean_iou(conf), "n_train": len(train), "n_test": len(test),
+                "per_class": per_class_json(per_class_iou(conf))}
+
+
+def run_segment(cfg: SegmentConfig) -> tuple[str, RunReport]:
+    """Run (or resume) every cell and write the outputs to ``cfg.out``."""
+    if cfg.mode not in MODES:
+        raise ValueError(f"--mode must be one of {MODES}")
+    names = [i.name for i in cfg.inits]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate --init names: {names}")
+    for spec in cfg.inits:  # fail on a bad weights file before reading any tile
+        build_backbone(cfg.arch, spec, cfg.seed)
+    report = RunReport(stage="segment", parameters=cfg.parameters())
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    fps = cfg.fingerprints()
+    data = load_segmentation(cfg.data, cfg.tile_size, report, cfg.npz, cfg.max_tiles_per_file)
+    report.parameters["classes"] = data.classes
+    report.parameters["class_pixels"] = np.bincount(
+        data.masks.flatten().numpy(), minlength=256)[: len(data.classes)].tolist()
+    task = SegmentTask(cfg, data)
+    results = ResultsFile(cfg.out / "results.jsonl")
+    run_cells(results, make_cells(cfg.inits, cfg.fractions, cfg.repeats), fps, task.evaluate,
+              report)
+    return finish_run(cfg.out, report, results, fps, cfg.inits, cfg.fractions, METRIC), report
