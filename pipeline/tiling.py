@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from pipeline.errors import InputError
 from pipeline.filters import FilterParams, drop_reason, gray
+from pipeline.hpc.parts import Part, part_store_path, select_part
 from pipeline.radiometry import Stretch, compute_stretch
 from pipeline.report import RunReport
 from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene, open_cached
@@ -413,11 +414,16 @@ def run_tile(
     params: TileParams,
     sensor_name: str | None = None,
     progress: bool = True,
+    part: Part | None = None,
 ) -> RunReport:
     """Tile every scene into the store; failures are counted, never fatal."""
     report = RunReport("tile", {"scenes": patterns, "sensor": sensor_name, **params.to_dict()})
     sensor = load_profile(sensor_name) if sensor_name else None
     paths, missing = expand_scenes(patterns)
+    if part is not None:  # one task of a job array: its share, into its own part store
+        report.parameters["part"] = str(part)
+        paths = select_part(paths, part)
+        store_path = part_store_path(Path(store_path), part)
     for pattern in missing:
         report.fail(pattern, "no such file, folder or glob match")
     store = ChipStore.open_or_create(store_path, params.chip_size, params.shard_chips)

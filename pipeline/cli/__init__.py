@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from pipeline.cli.consolidate import consolidate
 from pipeline.cli.label import label
 from pipeline.cli.stats import stats
 from pipeline.cli.tile import tile
@@ -18,3 +19,4 @@ def main() -> None:
 main.add_command(tile)
 main.add_command(label)
 main.add_command(stats)
+main.add_command(consolidate)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from pipeline.errors import InputError
+from pipeline.hpc import cluster_options
 from pipeline.landcover.run import LabelConfig, run_label
 
 
@@ -44,13 +45,15 @@ from pipeline.landcover.run import LabelConfig, run_label
 @click.option("--workers", default=None, type=click.IntRange(0),
               help="Local dask workers (default: all cores; 0: no dask, this process).")
 @click.option("--scheduler", default=None, help="Address of a running dask scheduler.")
+@cluster_options
 @click.option("--tile-index", type=click.Path(path_type=Path), default=None,
               help="JSON tile catalog to reuse or write (default: kept in the store).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def label(
     store: Path, gl30: Path | None, landcover: tuple[str, ...], legend: str | None,
     name: str | None, classes: str, min_labeled: float, oversample: int, step: int | None,
-    workers: int | None, scheduler: str | None, tile_index: Path | None, quiet: bool,
+    workers: int | None, scheduler: str | None, cluster: str | None, cluster_config: str | None,
+    jobs: int | None, tile_index: Path | None, quiet: bool,
 ) -> None:
     """Label chips with the proportion of each land-cover class on their ground."""
     if bool(gl30) == bool(landcover):
@@ -61,6 +64,7 @@ def label(
         store=store, sources=[str(gl30)] if gl30 else list(landcover),
         legend=legend or "globeland30", name=name, classes=classes, min_labeled=min_labeled,
         oversample=oversample, step=step, workers=workers, scheduler=scheduler,
+        cluster=cluster, cluster_config=cluster_config, jobs=jobs,
         progress=not quiet, tile_index=tile_index,
     )
     try:

@@ -12,9 +12,9 @@ import sys
 
 import click
 
-from pipeline.cluster import dask_client
 from pipeline.errors import InputError
 from pipeline.filters import FilterParams
+from pipeline.hpc import Part, cluster_options, open_client, part_option
 from pipeline.tiling import TileParams, run_tile
 
 
@@ -95,6 +95,8 @@ from pipeline.tiling import TileParams, run_tile
     help="Worker processes of the embedded cluster (default: all cores).",
 )
 @click.option("--scheduler", default=None, help="Address of an existing dask scheduler.")
+@cluster_options
+@part_option
 @click.option("--progress/--no-progress", default=True)
 def tile(
     scenes: tuple[str, ...],
@@ -112,6 +114,10 @@ def tile(
     gdal_cache_mb: int,
     workers: int | None,
     scheduler: str | None,
+    cluster: str | None,
+    cluster_config: str | None,
+    jobs: int | None,
+    part: Part | None,
     progress: bool,
 ) -> None:
     """Cut scenes into overlapping chips, drop cloudy/low-contrast/nodata ones, store them."""
@@ -125,8 +131,8 @@ def tile(
         gdal_cache_mb=gdal_cache_mb,
     )
     try:
-        with dask_client(workers, scheduler) as client:
-            report = run_tile(store, list(scenes), client, params, sensor, progress)
+        with open_client(workers, scheduler, cluster, cluster_config, jobs) as client:
+            report = run_tile(store, list(scenes), client, params, sensor, progress, part)
     except InputError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

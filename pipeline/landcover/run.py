@@ -9,6 +9,7 @@ second run over the same parameters is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import sys
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dask.distributed import Client
 from tqdm import tqdm
 
-from pipeline.cluster import dask_client
 from pipeline.errors import InputError
+from pipeline.hpc import open_client
 from pipeline.landcover.labelset import LabelSet, sample_weights
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.lookup import SceneCounts, SceneJob, count_scene, split_runs
@@ -46,6 +48,9 @@ class LabelConfig:
     step: int | None = None
     workers: int | None = None  # 0: in this process, no dask
     scheduler: str | None = None
+    cluster: str | None = None  # slurm | pbs: workers are batch jobs (pipeline.hpc)
+    cluster_config: str | None = None
+    jobs: int | None = None
     job_chips: int = 2048
     progress: bool = True
     tile_index: Path | None = None  # JSON catalog of the tiles (default: in the store)
@@ -75,7 +80,8 @@ def run_label(cfg: LabelConfig) -> RunReport:
         raise InputError(str(cfg.min_labeled), "--min-labeled must lie in [0, 1]")
     paths = expand_sources(cfg.sources)
     report = RunReport("label", {k: str(v) for k, v in dataclasses.asdict(cfg).items()})
-    with store.lock("geokr-etl label"), sigterm_as_interrupt():
+    # The client first: when no batch job starts, nothing has been written.
+    with _client(cfg) as client, store.lock("geokr-etl label"), sigterm_as_interrupt():
         index = _index(store, paths, cfg, report)
         name = cfg.name or default_name(legend, index)
         header = {
@@ -92,7 +98,7 @@ def run_label(cfg: LabelConfig) -> RunReport:
         labels = LabelSet.open_or_create(store, name, header)
         report.parameters["name"] = name
         try:
-            _label_pending(store, labels, index, legend, cfg, report)
+            _label_pending(store, labels, index, legend, cfg, report, client)
         finally:
             report.finish()
             _append_run(labels, report)
@@ -115,7 +121,7 @@ def _index(store: ChipStore, paths: list[Path], cfg: LabelConfig, report: RunRep
 
 def _label_pending(
     store: ChipStore, labels: LabelSet, index: TileIndex, legend: Legend, cfg: LabelConfig,
-    report: RunReport,
+    report: RunReport, client: Client | None,
 ) -> None:
     start, n = labels.n_chips, store.n_chips
     if start > n:
@@ -128,7 +134,7 @@ def _label_pending(
     writer = _Writer(labels, start, n, cfg.min_labeled)
     bar = tqdm(total=n - start, unit="chip", desc=f"label {labels.name}", disable=not cfg.progress)
     try:
-        for result in _execute(jobs, cfg):
+        for result in _execute(jobs, client):
             writer.add(result)
             report.counts["chips_labelled"] += len(result.chip_ids)
             bar.update(len(result.chip_ids))
@@ -167,22 +173,27 @@ def _jobs(
         )
 
 
-def _execute(jobs: Iterator[SceneJob], cfg: LabelConfig) -> Iterator[SceneCounts]:
+def _client(cfg: LabelConfig) -> contextlib.AbstractContextManager[Client | None]:
+    if cfg.workers == 0 and not cfg.scheduler and not cfg.cluster:
+        return contextlib.nullcontext()
+    return open_client(cfg.workers, cfg.scheduler, cfg.cluster, cfg.cluster_config, cfg.jobs)
+
+
+def _execute(jobs: Iterator[SceneJob], client: Client | None) -> Iterator[SceneCounts]:
     """Results in completion order; at most a few tasks per worker in flight."""
-    if cfg.workers == 0 and not cfg.scheduler:
+    if client is None:
         yield from map(count_scene, jobs)
         return
     from dask.distributed import as_completed
 
-    with dask_client(cfg.workers, cfg.scheduler) as client:
-        depth = 3 * max(1, len(client.scheduler_info().get("workers", {})) or 1)
-        pending = as_completed()
-        for job in jobs:
-            pending.add(client.submit(count_scene, job, pure=False))
-            if pending.count() >= depth:
-                yield next(pending).result()
-        for fut in pending:
-            yield fut.result()
+    depth = 3 * max(1, len(client.scheduler_info().get("workers", {})) or 1)
+    pending = as_completed()
+    for job in jobs:
+        pending.add(client.submit(count_scene, job, pure=False))
+        if pending.count() >= depth:
+            yield next(pending).result()
+    for fut in pending:
+        yield fut.result()
 
 
 class _Writer:

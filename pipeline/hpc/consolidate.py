@@ -1,0 +1,158 @@
+"""Append the part stores of a job array (``STORE.parts/part-i-of-n.zarr``) into ``STORE``.
+
+Parts go in part order, one commit per part, so the merged store holds the
+chips in the order of one run over the sorted scenes.  Each merged part is
+recorded in ``attrs["geokr"]["consolidated"]``; a rerun skips those, and a
+crash mid-part leaves only invisible bytes that the rerun overwrites.  A part
+that is missing or unfinished stops the merge there (later parts would land
+out of order) and is reported in one line.  Only chips are merged: label the
+consolidated store (label sets of part stores are left where they are).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.errors import InputError
+from pipeline.hpc.parts import Part, find_part_stores, parts_dir
+from pipeline.report import RunReport
+from pipeline.store import ChipBatch, ChipStore, chip_specs, writer_lock
+
+RECORD_KEY = "consolidated"
+BLOCK_BYTES = 128 << 20  # chips copied per step: whole shards, about this much pixel data
+
+
+def consolidate(store_path: Path, report: RunReport) -> None:
+    """Merge every finished part not merged yet; failures go to ``report``."""
+    parts = find_part_stores(store_path)
+    if not parts:
+        raise InputError(parts_dir(store_path), "no part stores (part-i-of-n.zarr) to consolidate")
+    count = _single_count(parts, store_path)
+    first = ChipStore.open(next(iter(parts.values())))
+    store = ChipStore.open_or_create(store_path, first.chip_size, first.meta["shard_chips"])
+    with store.lock("geokr-etl consolidate"):
+        store.recover()
+        done = {r["part"] for r in store.meta.get(RECORD_KEY, [])}
+        total = sum(ChipStore.open(p).n_chips for q, p in parts.items() if str(q) not in done)
+        with tqdm(total=total, unit="chip", desc="consolidate") as bar:
+            for index in range(1, count + 1):
+                part = Part(index, count)
+                if str(part) in done:
+                    report.counts["parts_already_merged"] += 1
+                    continue
+                if not _merge_one(store, part, parts.get(part), report, bar):
+                    break
+
+
+def _single_count(parts: dict[Part, Path], store_path: Path) -> int:
+    counts = sorted({p.count for p in parts})
+    if len(counts) != 1:
+        raise InputError(
+            parts_dir(store_path), f"part stores of different splits ({', '.join(map(str, counts))}"
+            " parts); remove the stale ones"
+        )
+    return counts[0]
+
+
+def _merge_one(
+    store: ChipStore, part: Part, path: Path | None, report: RunReport, bar: tqdm
+) -> bool:
+    """Merge one part; False (after one report line) stops the merge at this part."""
+    if path is None:
+        report.fail(str(parts_dir(store.path)), f"part {part} missing; later parts wait",
+                    "parts_pending")
+        return False
+    try:
+        with writer_lock(path, "geokr-etl consolidate"):
+            source = ChipStore.open(path)
+            _check_part(source, store, path)
+            _append(store, source, part, bar)
+    except InputError as e:
+        report.fail(e.path, f"{e.reason}; this and later parts not merged", "parts_pending")
+        return False
+    report.counts["parts_merged"] += 1
+    report.counts["chips"] += source.n_chips
+    if "labels" in source.group:
+        report.counts["part_label_sets_not_merged"] += 1
+        print(f"warning: {path}: its label sets are not merged; label {store.path} itself",
+              file=sys.stderr)
+    return True
+
+
+def _check_part(source: ChipStore, store: ChipStore, path: Path) -> None:
+    runs = source.meta.get("runs", [])
+    if not runs or not runs[-1].get("finished") or runs[-1].get("interrupted"):
+        raise InputError(path, "its tile run has not finished")
+    if source.chip_size != store.chip_size:
+        raise InputError(path, f"{source.chip_size} px chips, the store has {store.chip_size} px")
+    have = {s.get("fingerprint") or s["path"] for s in store.scenes}
+    twice = [s["path"] for s in source.scenes if (s.get("fingerprint") or s["path"]) in have]
+    if twice:
+        raise InputError(path, f"scene {twice[0]} is already in {store.path}")
+
+
+def _append(store: ChipStore, source: ChipStore, part: Part, bar: tqdm) -> None:
+    """Write the part's chips past the store's end, then commit them in one step."""
+    start = store.n_chips
+    scene_base = len(store.scenes)
+    writer = store.writer()
+    for batch in _blocks(source):
+        batch.chip_scene = (batch.chip_scene + scene_base).astype("int32")
+        writer.append(batch)
+        bar.update(len(batch))
+    end = writer.flush()
+    meta = store.meta
+    base = {"id": scene_base, "chip_offset": start, "run": len(meta["runs"])}
+    meta["scenes"] = store.scenes + [_renumber(s, base) for s in source.scenes]
+    meta["runs"] = list(meta["runs"]) + [{**r, "part": str(part)} for r in source.meta["runs"]]
+    record = {"part": str(part), "path": str(source.path), "offset": start,
+              "n_chips": source.n_chips, "n_scenes": len(source.scenes)}
+    meta[RECORD_KEY] = [*meta.get(RECORD_KEY, []), record]
+    store.commit(end, meta)
+
+
+def _renumber(scene: dict[str, Any], base: dict[str, int]) -> dict[str, Any]:
+    """Shift the part-local indices of a scene record (scene id, first chip, run)."""
+    return {**scene, **{k: scene[k] + v for k, v in base.items() if isinstance(scene.get(k), int)}}
+
+
+def _blocks(source: ChipStore) -> Iterator[ChipBatch]:
+    """The part's chips in memory-bounded, shard-aligned blocks."""
+    shard = int(source.meta["shard_chips"])
+    shards = max(1, BLOCK_BYTES // (3 * source.chip_size**2 * shard))
+    step, n = shard * shards, source.n_chips
+    names = list(chip_specs(source.chip_size))
+    for lo in range(0, n, step):
+        sel = slice(lo, min(lo + step, n))
+        yield ChipBatch(**{name: source.read(name, sel) for name in names})
+
+
+@contextlib.contextmanager
+def consolidate_report(store_path: Path) -> Iterator[RunReport]:
+    """The run report of a consolidation, closed (and stored) however it ends."""
+    report = RunReport("consolidate", {"store": str(store_path)})
+    try:
+        yield report
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        report.finish()
+        _store_report(store_path, report)
+
+
+def _store_report(store_path: Path, report: RunReport) -> None:
+    try:
+        store = ChipStore.open(store_path, "r+")
+    except InputError:
+        return
+    with store.lock("geokr-etl consolidate"):
+        meta = store.meta
+        meta["runs"] = [*meta["runs"], report.to_dict()]
+        store.write_meta(meta)
