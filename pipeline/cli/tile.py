@@ -89,6 +89,13 @@ from pipeline.tiling import TileParams, run_tile
     help="Seconds between commits of finished scenes.",
 )
 @click.option(
+    "--gdal-cache-mb",
+    default=256,
+    show_default=True,
+    type=click.IntRange(16),
+    help="GDAL block cache per worker process, MB.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1),
     default=None,

@@ -1,0 +1,138 @@
+"""Tiny chip stores with a label set, in the store and label-set contract, for trainer tests.
+
+Chip colours are a mixture of per-class colours weighted by the chip's proportion
+vector (plus texture noise), so a small network can learn the proportions and a
+loss that goes down is a real signal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from pipeline.store import ChipBatch, ChipStore
+
+CLASS_COLOURS = np.array(
+    [[30, 60, 200], [40, 160, 40], [200, 190, 120], [180, 60, 60], [120, 120, 120]],
+    dtype=np.float32,
+)
+
+
+def scene_entry(scene_id: int, n_chips: int, size: int) -> dict[str, object]:
+    return {
+        "id": scene_id,
+        "path": f"/data/scene_{scene_id}.tif",
+        "crs_wkt": "EPSG:32612",
+        "sensor": "test",
+        "resolution": [30.0, 30.0],
+        "acquired": None,
+        "stretch": None,
+        "n_chips": n_chips,
+        "fingerprint": f"scene-{scene_id}-{size}",
+    }
+
+
+def make_chips(
+    proportions: np.ndarray, chip_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    k = proportions.shape[1]
+    colour = proportions @ CLASS_COLOURS[:k]  # (n, 3)
+    noise = rng.normal(0.0, 20.0, (len(proportions), 3, chip_size, chip_size))
+    chips = colour[:, :, None, None] + noise
+    return np.clip(chips, 0, 255).astype(np.uint8)
+
+
+def make_batch(
+    scene_of_chip: np.ndarray, proportions: np.ndarray, chip_size: int, rng: np.random.Generator
+) -> ChipBatch:
+    n = len(scene_of_chip)
+    per_row = 6
+    pos = np.zeros(n, dtype=np.int64)
+    for s in np.unique(scene_of_chip):
+        m = scene_of_chip == s
+        pos[m] = np.arange(m.sum())
+    rows = (pos // per_row) * chip_size
+    cols = (pos % per_row) * chip_size
+    window = np.stack([rows, cols, np.full(n, chip_size), np.full(n, chip_size)], 1)
+    transform = np.stack(
+        [500000.0 + cols * 30.0, np.full(n, 30.0), np.zeros(n),
+         4100000.0 - rows * 30.0, np.zeros(n), np.full(n, -30.0)], 1)
+    bounds = np.tile(np.array([-113.0, 37.0, -112.9, 37.1]), (n, 1))
+    return ChipBatch(
+        chips=make_chips(proportions, chip_size, rng),
+        chip_scene=scene_of_chip.astype(np.int32),
+        chip_window=window.astype(np.int32),
+        chip_transform=transform.astype(np.float64),
+        chip_bounds_wgs84=bounds,
+        chip_cloud_fraction=np.zeros(n, np.float32),
+        chip_nodata_fraction=np.zeros(n, np.float32),
+    )
+
+
+def write_label_set(
+    store: ChipStore,
+    name: str,
+    proportions: np.ndarray,
+    valid: np.ndarray,
+    n_labelled: int | None = None,
+) -> None:
+    """Write ``labels/<name>`` in the label-set contract (class-balanced sample weights)."""
+    n, k = proportions.shape
+    props = np.where(valid[:, None], proportions, 0).astype(np.float32)
+    dominant = np.where(valid, props.argmax(1), -1).astype(np.int16)
+    counts = np.bincount(dominant[valid], minlength=k).astype(np.float64)
+    weight = np.zeros(n, np.float32)
+    weight[valid] = (1.0 / counts[dominant[valid]]).astype(np.float32)
+    group = zarr.open_group(str(store.path), mode="r+", zarr_format=3)
+    labels = group.require_group("labels")
+    lab = labels.create_group(name, overwrite=True)
+    arrays: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {
+        "proportions": (props, ("chip", "class")),
+        "labeled_fraction": (valid.astype(np.float32), ("chip",)),
+        "valid": (valid.astype(bool), ("chip",)),
+        "dominant": (dominant, ("chip",)),
+        "sample_weight": (weight, ("chip",)),
+    }
+    for key, (data, dims) in arrays.items():
+        arr = lab.create_array(key, shape=data.shape, dtype=data.dtype, dimension_names=dims)
+        arr[...] = data
+    lab.attrs["geokr_labels"] = {
+        "product": "test",
+        "legend": "test",
+        "classes": [[10 * (i + 1), f"class{i}"] for i in range(k)],
+        "n_chips": n if n_labelled is None else n_labelled,
+        "parameters": {},
+        "versions": {},
+        "tiles": [],
+    }
+
+
+def build_store(
+    path: Path,
+    n_scenes: int = 2,
+    chips_per_scene: int = 24,
+    chip_size: int = 32,
+    n_classes: int = 4,
+    seed: int = 0,
+    invalid_every: int = 7,
+    label_name: str = "test",
+) -> ChipStore:
+    """A committed store of ``n_scenes`` scenes and one label set named ``label_name``."""
+    rng = np.random.default_rng(seed)
+    n = n_scenes * chips_per_scene
+    scene_of_chip = np.repeat(np.arange(n_scenes), chips_per_scene)
+    proportions = rng.dirichlet(np.full(n_classes, 0.5), n).astype(np.float32)
+    store = ChipStore.create(path, chip_size, shard_chips=16)
+    writer = store.writer()
+    writer.append(make_batch(scene_of_chip, proportions, chip_size, rng))
+    end = writer.flush()
+    meta = store.meta
+    meta["scenes"] = [scene_entry(s, chips_per_scene, chip_size) for s in range(n_scenes)]
+    store.commit(end, meta)
+    valid = np.ones(n, bool)
+    if invalid_every:
+        valid[::invalid_every] = False
+    write_label_set(store, label_name, proportions, valid)
+    return store

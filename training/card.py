@@ -1,0 +1,45 @@
+"""``model_card.json``: everything needed to use, trust and reproduce the exported backbones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.report import utc_now
+from pipeline.versions import software_versions
+
+CARD_NAME = "model_card.json"
+
+
+def model_card(meta: dict[str, Any], args: dict[str, Any], metrics: dict[str, Any],
+               state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": "GeoKR mean-teacher pre-training (Li et al. 2021, arXiv 2107.05276)",
+        "recommended": "teacher_backbone.pth",
+        "arch": meta["arch"],
+        "head": {"module": meta["head_name"], "outputs": len(meta["classes"]),
+                 "note": "backbone files hold every torchvision key except this module's"},
+        "classes": meta["classes"],
+        "label_set": meta["labels"],
+        "store": meta["store"],
+        "store_fingerprint": meta["fingerprint"],
+        "n_chips": meta["n_chips"],
+        "split": meta["split"],
+        "normalisation": {"mean": meta["norm_mean"], "std": meta["norm_std"],
+                          "scale": "RGB uint8 / 255, then (x - mean) / std",
+                          "source": meta["norm_source"]},
+        "batchnorm": "teacher runs in eval mode; running stats follow the weights' EMA",
+        "arguments": args,
+        "training_state": state,
+        "metrics": metrics,
+        "versions": software_versions(),
+        "written": utc_now(),
+    }
+
+
+def write_json_atomic(doc: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    os.replace(tmp, path)

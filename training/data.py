@@ -1,0 +1,304 @@
+"""Training data from the chip store: label set, scene-wise split, batched reads, sampler.
+
+Chips are read a whole batch at a time, de-duplicated, straight from the shard
+files (:mod:`training.shards`: 6x zarr's speed at 256 px, see BENCHMARKS.md);
+stores of another layout fall back to concurrent zarr requests, never to
+zarr's orthogonal integer selection, which is slow on sharded arrays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+from zarr.core.sync import sync
+
+from pipeline.errors import InputError
+from pipeline.store import ChipStore
+from training.shards import ShardReader, open_shards
+
+LABEL_ATTR = "geokr_labels"
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    """One committed label set, cut to the chips it covers."""
+
+    name: str
+    classes: list[tuple[int, str]]
+    proportions: np.ndarray  # (n, K) float32
+    valid: np.ndarray  # (n,) bool
+    sample_weight: np.ndarray  # (n,) float64
+    n_chips: int
+    attrs: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [name for _, name in self.classes]
+
+
+def open_store(path: str | Path) -> ChipStore:
+    store = ChipStore.open(path)
+    if store.n_chips == 0:
+        raise InputError(store.path, "store holds no chips (run geokr-etl tile first)")
+    return store
+
+
+def available_label_sets(store: ChipStore) -> list[str]:
+    if "labels" not in store.group:
+        return []
+    labels = store.group["labels"]
+    assert isinstance(labels, zarr.Group)
+    return sorted(name for name, _ in labels.groups())
+
+
+def open_label_set(store: ChipStore, name: str) -> LabelSet:
+    """Load a label set; chips past its commit point or the store's are never used."""
+    where = store.path / "labels" / name
+    if name not in available_label_sets(store):
+        have = ", ".join(available_label_sets(store)) or "none"
+        raise InputError(where, f"no label set {name!r} in store (available: {have})")
+    group = store.group["labels"][name]  # type: ignore[index]
+    assert isinstance(group, zarr.Group)
+    attrs: dict[str, Any] = dict(group.attrs.get(LABEL_ATTR, {}))  # type: ignore[arg-type]
+    if "classes" not in attrs or "n_chips" not in attrs:
+        raise InputError(where, f"label set has no {LABEL_ATTR} attributes (unfinished run?)")
+    n = min(int(attrs["n_chips"]), store.n_chips)
+    try:
+        props = np.asarray(group["proportions"][:n], dtype=np.float32)  # type: ignore[index]
+        valid = np.asarray(group["valid"][:n], dtype=bool)  # type: ignore[index]
+        weight = np.asarray(group["sample_weight"][:n], dtype=np.float64)  # type: ignore[index]
+    except KeyError as exc:
+        raise InputError(where, f"label set lacks array {exc}") from None
+    classes = [(int(code), str(cname)) for code, cname in attrs["classes"]]
+    if props.shape[1:] != (len(classes),):
+        raise InputError(where, f"proportions have shape {props.shape}, {len(classes)} classes")
+    valid &= np.isfinite(props).all(1) & np.isfinite(weight) & (weight > 0)
+    if not valid.any():
+        raise InputError(where, "label set marks no chip valid (with a positive sample weight)")
+    return LabelSet(name, classes, props, valid, weight, n, attrs)
+
+
+def store_fingerprint(store: ChipStore, labels: LabelSet) -> str:
+    """Hash of what defines the training data: scenes, chip count, label set and classes."""
+    doc = {
+        "scenes": [s.get("fingerprint", s.get("path")) for s in store.scenes],
+        "chip_size": store.chip_size,
+        "n_chips": labels.n_chips,
+        "labels": labels.name,
+        "classes": labels.classes,
+        "label_parameters": labels.attrs.get("parameters"),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Chip indices for training and validation, and how they were chosen."""
+
+    train: np.ndarray
+    val: np.ndarray
+    mode: str  # "scene", "spatial-block" or "none"
+    val_scenes: list[int]
+    note: str
+
+
+def split_chips(
+    chip_scene: np.ndarray,
+    chip_window: np.ndarray,
+    valid: np.ndarray,
+    val_fraction: float,
+    seed: int,
+) -> Split:
+    """Hold out whole scenes (overlapping chips of one scene would leak across a chip split)."""
+    idx = np.flatnonzero(valid)
+    scenes = np.unique(chip_scene[idx])
+    if val_fraction <= 0:
+        return Split(idx, idx[:0], "none", [], "validation disabled (--val-fraction 0)")
+    if len(scenes) >= 2:
+        n_val = min(max(1, round(val_fraction * len(scenes))), len(scenes) - 1)
+        val_scenes = np.sort(np.random.default_rng(seed).permutation(scenes)[:n_val])
+        in_val = np.isin(chip_scene[idx], val_scenes)
+        return Split(idx[~in_val], idx[in_val], "scene", [int(s) for s in val_scenes],
+                     f"{n_val} of {len(scenes)} scenes held out for validation")
+    return _block_split(idx, chip_window, val_fraction, int(scenes[0]))
+
+
+def _block_split(idx: np.ndarray, window: np.ndarray, val_fraction: float, scene: int) -> Split:
+    """One scene: hold out its bottom rows; chips straddling the cut are dropped (no overlap)."""
+    top = window[idx, 0].astype(np.int64)
+    bottom = top + window[idx, 2]
+    cut = np.quantile(top, 1.0 - val_fraction, method="higher")
+    val = idx[top >= cut]
+    train = idx[bottom <= cut]
+    if len(train) == 0 or len(val) == 0:
+        return Split(idx, idx[:0], "none", [],
+                     "one scene only and too few chips for a spatial split: no validation")
+    dropped = len(idx) - len(train) - len(val)
+    return Split(train, val, "spatial-block", [scene],
+                 f"one scene only: rows >= {cut} px held out for validation, "
+                 f"{dropped} chips straddling the cut dropped")
+
+
+class ChipReader:
+    """Random batch reads of ``chips``, opened lazily once per process (DataLoader workers).
+
+    Uses :mod:`training.shards` (direct ``pread`` + Blosc) when the store has the
+    layout ``pipeline.store`` writes, else concurrent zarr requests.
+    """
+
+    def __init__(self, store_path: str | Path, direct: bool = True) -> None:
+        self.store_path = str(store_path)
+        self.direct = direct
+        self._array: zarr.Array | None = None
+        self._shards: ShardReader | None = None
+        self._pid = -1
+
+    def _open(self) -> None:
+        if self._pid == os.getpid():
+            return
+        self._array = ChipStore.open(self.store_path).array("chips")
+        self._shards = open_shards(Path(self.store_path)) if self.direct else None
+        self._pid = os.getpid()
+
+    @property
+    def uses_shards(self) -> bool:
+        self._open()
+        return self._shards is not None
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        self._open()
+        unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+        data = self._shards.read(unique) if self._shards else self._read_zarr(unique)
+        return data[inverse]
+
+    def _read_zarr(self, unique: np.ndarray) -> np.ndarray:
+        assert self._array is not None
+        chips = self._array._async_array
+
+        async def fetch() -> list[Any]:
+            return await asyncio.gather(*(chips.getitem(slice(i, i + 1)) for i in unique.tolist()))
+
+        return np.concatenate([np.asarray(c) for c in sync(fetch())])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"store_path": self.store_path, "direct": self.direct, "_array": None,
+                "_shards": None, "_pid": -1}
+
+
+class ChipBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Map-style dataset whose ``__getitems__`` reads a whole batch in one call."""
+
+    def __init__(self, store_path: str | Path, proportions: np.ndarray) -> None:
+        self.reader = ChipReader(store_path)
+        self.proportions = proportions
+
+    def __len__(self) -> int:
+        return len(self.proportions)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        chips, props = self.__getitems__([index])
+        return chips[0], props[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        chips = torch.from_numpy(self.reader.read(idx))
+        return chips, torch.from_numpy(self.proportions[idx])
+
+
+def keep_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate function: ``__getitems__`` already returns a (chips, proportions) batch."""
+    chips, props = batch
+    return chips, props
+
+
+class WeightedBatchSampler:
+    """Class-balanced batches, drawn with replacement by ``sample_weight``, sharded by rank.
+
+    Every rank draws the same global sequence from ``(seed, epoch)`` and keeps every
+    ``num_replicas``-th index, so ranks never need to talk and a resumed run can
+    skip exactly the batches already seen (``set_position``).
+    """
+
+    def __init__(
+        self,
+        indices: np.ndarray,
+        weights: np.ndarray,
+        batch_size: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        epoch_size: int | None = None,
+    ) -> None:
+        self.indices = np.asarray(indices, dtype=np.int64)
+        w = np.asarray(weights, dtype=np.float64)
+        self.p = w / w.sum()
+        self.batch_size = batch_size
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.seed = seed
+        size = len(self.indices) if epoch_size is None else epoch_size
+        self.n_batches = size // (batch_size * num_replicas)
+        if self.n_batches == 0:
+            raise ValueError(
+                f"{len(self.indices)} training chips do not fill one batch of "
+                f"{batch_size} on {num_replicas} process(es)")
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.start = 0
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        self.epoch = epoch
+        self.start = batch
+
+    def __len__(self) -> int:
+        return self.n_batches - self.start
+
+    def epoch_batches(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        total = self.n_batches * self.batch_size * self.num_replicas
+        draws = rng.choice(len(self.indices), size=total, replace=True, p=self.p)
+        mine = self.indices[draws[self.rank :: self.num_replicas]]
+        return mine.reshape(self.n_batches, self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for row in self.epoch_batches()[self.start :]:
+            yield row.tolist()
+
+
+def eval_batches(indices: np.ndarray, batch_size: int, num_replicas: int, rank: int
+                 ) -> list[list[int]]:
+    """This rank's share of the validation chips, in order, in batches."""
+    mine = np.asarray(indices, dtype=np.int64)[rank::num_replicas]
+    return [mine[i : i + batch_size].tolist() for i in range(0, len(mine), batch_size)]
+
+
+def channel_stats(reader: ChipReader, indices: np.ndarray, n_max: int, seed: int
+                  ) -> tuple[list[float], list[float]]:
+    """Per-band mean and std (0..1 scale) of up to ``n_max`` training chips."""
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(indices, size=min(n_max, len(indices)), replace=False))
+    sums = np.zeros(3)
+    sq = np.zeros(3)
+    count = 0
+    for i in range(0, len(pick), 256):
+        x = reader.read(pick[i : i + 256]).astype(np.float64) / 255.0
+        sums += x.sum((0, 2, 3))
+        sq += (x**2).sum((0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = sums / count
+    std = np.sqrt(np.maximum(sq / count - mean**2, 1e-12))
+    return [float(v) for v in mean], [float(v) for v in std]
