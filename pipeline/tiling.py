@@ -298,7 +298,7 @@ class TileRun:
         if isinstance(result, InputError):
             self.report.fail(path, result.reason)
             return None
-        self.bar.total += len(result.parts)
+        self.bar.total = (self.bar.total or 0) + len(result.parts)
         self.bar.refresh()
         return result
 
