@@ -30,12 +30,12 @@ echo "== 3. stats: Table II and figures"
 
 echo "== 4. train: GeoKR student/teacher pre-training (small model, CPU)"
 "$bin/geokr-train" --store "$out/demo.zarr" --labels nlcd --out "$out/run" \
-    --arch resnet18 --epochs 4 --batch-size 32 --precision fp32 --workers 0 \
+    --arch resnet18 --epochs 15 --batch-size 32 --precision fp32 --workers 0 \
     --teacher-interval 20 --log-every 5 --device cpu
 
 echo "== 5. evaluate: linear probe on UC Merced, random vs GeoKR initialisation"
 "$bin/geokr-eval" classify --data "$data/ucmerced" --out "$out/eval" --arch resnet18 \
     --init random --init "geokr=$out/run/teacher_backbone.pth" --mode linear \
-    --image-size 64 --max-per-class 40 --repeats 2 --device cpu
+    --image-size 64 --max-per-class 40 --repeats 3 --device cpu
 
 echo "demo outputs are in $out/"

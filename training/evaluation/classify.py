@@ -19,8 +19,8 @@ from training.evaluation.backbones import (
 from training.evaluation.images import ImageSet, list_image_folder, load_image_folder
 from training.evaluation.metrics import confusion_matrix, mean_class_accuracy, per_class_accuracy
 from training.evaluation.probes import knn_predict, linear_probe
-from training.evaluation.protocol import Cell, cell_seed, finish_run, make_cells, run_cells
-from training.evaluation.results import ResultsFile, files_fingerprint, fingerprint, per_class_json
+from training.evaluation.protocol import Cell, cell_seed, check_setup, run_protocol
+from training.evaluation.results import files_fingerprint, fingerprint, per_class_json
 from training.evaluation.splits import fraction_subset, stratified_split
 from training.evaluation.train import TrainConfig, extract_features, fit, predict
 
@@ -117,20 +117,13 @@ class ClassifyTask:
 
 def run_classify(cfg: ClassifyConfig) -> tuple[str, RunReport]:
     """Run (or resume) every cell and write the outputs to ``cfg.out``."""
-    if cfg.mode not in MODES:
-        raise ValueError(f"--mode must be one of {MODES}")
-    names = [i.name for i in cfg.inits]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate --init names: {names}")
-    for spec in cfg.inits:  # fail on a bad weights file before decoding any image
-        build_backbone(cfg.arch, spec, cfg.seed)
+    check_setup(cfg.mode, MODES, cfg.inits, cfg.arch, cfg.seed)
     report = RunReport(stage="classify", parameters=cfg.parameters())
     cfg.out.mkdir(parents=True, exist_ok=True)
     fps = cfg.fingerprints()
     data = load_image_folder(cfg.data, cfg.image_size, report, cfg.max_per_class, cfg.workers)
     report.parameters["classes"] = data.classes
     task = ClassifyTask(cfg, data)
-    results = ResultsFile(cfg.out / "results.jsonl")
-    run_cells(results, make_cells(cfg.inits, cfg.fractions, cfg.repeats), fps, task.evaluate,
-              report)
-    return finish_run(cfg.out, report, results, fps, cfg.inits, cfg.fractions, METRIC), report
+    table = run_protocol(cfg.out, report, cfg.inits, cfg.fractions, cfg.repeats, fps,
+                         task.evaluate, METRIC)
+    return table, report

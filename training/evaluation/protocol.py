@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.report import RunReport, utc_now
-from training.evaluation.backbones import InitSpec
+from training.evaluation.backbones import InitSpec, build_backbone
 from training.evaluation.results import ResultsFile, cell_key
 from training.evaluation.tables import write_outputs
 
@@ -54,6 +54,30 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     if not fracs or fracs[0] <= 0 or fracs[-1] > 1:
         raise ValueError(f"--fractions {text!r}: each fraction must be in (0, 1]")
     return tuple(fracs)
+
+
+def check_setup(
+    mode: str, modes: Sequence[str], inits: Sequence[InitSpec], arch: str, seed: int
+) -> None:
+    """Fail on a bad mode, duplicate names or a bad weights file before reading any data."""
+    if mode not in modes:
+        raise ValueError(f"--mode must be one of {tuple(modes)}")
+    names = [i.name for i in inits]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate --init names: {names}")
+    for spec in inits:
+        build_backbone(arch, spec, seed)
+
+
+def run_protocol(
+    out: Path, report: RunReport, inits: Sequence[InitSpec], fractions: Sequence[float],
+    repeats: int, fingerprints: dict[str, str], evaluate: Callable[[Cell], dict[str, Any]],
+    metric: str,
+) -> str:
+    """Run (or resume) every (init, fraction, repeat) cell, then write the outputs."""
+    results = ResultsFile(out / "results.jsonl")
+    run_cells(results, make_cells(inits, fractions, repeats), fingerprints, evaluate, report)
+    return finish_run(out, report, results, fingerprints, inits, fractions, metric)
 
 
 def run_cells(

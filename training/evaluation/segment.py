@@ -12,8 +12,8 @@ import torch
 from pipeline.report import RunReport
 from training.evaluation.backbones import InitSpec, build_backbone, read_normalisation
 from training.evaluation.metrics import confusion_matrix, mean_iou, per_class_iou
-from training.evaluation.protocol import Cell, cell_seed, finish_run, make_cells, run_cells
-from training.evaluation.results import ResultsFile, files_fingerprint, fingerprint, per_class_json
+from training.evaluation.protocol import Cell, cell_seed, check_setup, run_protocol
+from training.evaluation.results import files_fingerprint, fingerprint, per_class_json
 from training.evaluation.segdata import IGNORE, NpzSpec, TileSet, load_segmentation
 from training.evaluation.segmodel import SegNet, spatial_encoder
 from training.evaluation.splits import fraction_subset, stratified_split
@@ -93,13 +93,7 @@ class SegmentTask:
 
 def run_segment(cfg: SegmentConfig) -> tuple[str, RunReport]:
     """Run (or resume) every cell and write the outputs to ``cfg.out``."""
-    if cfg.mode not in MODES:
-        raise ValueError(f"--mode must be one of {MODES}")
-    names = [i.name for i in cfg.inits]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate --init names: {names}")
-    for spec in cfg.inits:  # fail on a bad weights file before reading any tile
-        build_backbone(cfg.arch, spec, cfg.seed)
+    check_setup(cfg.mode, MODES, cfg.inits, cfg.arch, cfg.seed)
     report = RunReport(stage="segment", parameters=cfg.parameters())
     cfg.out.mkdir(parents=True, exist_ok=True)
     fps = cfg.fingerprints()
@@ -108,7 +102,6 @@ def run_segment(cfg: SegmentConfig) -> tuple[str, RunReport]:
     report.parameters["class_pixels"] = np.bincount(
         data.masks.flatten().numpy(), minlength=256)[: len(data.classes)].tolist()
     task = SegmentTask(cfg, data)
-    results = ResultsFile(cfg.out / "results.jsonl")
-    run_cells(results, make_cells(cfg.inits, cfg.fractions, cfg.repeats), fps, task.evaluate,
-              report)
-    return finish_run(cfg.out, report, results, fps, cfg.inits, cfg.fractions, METRIC), report
+    table = run_protocol(cfg.out, report, cfg.inits, cfg.fractions, cfg.repeats, fps,
+                         task.evaluate, METRIC)
+    return table, report
