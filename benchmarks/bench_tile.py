@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from pipeline.cluster import dask_client  # noqa: E402
 from pipeline.scenes import inspect_scene  # noqa: E402
 from pipeline.sensors import all_profiles  # noqa: E402
 from pipeline.tiling import TileParams, run_tile  # noqa: E402
+from training.shards import open_shards  # noqa: E402
 
 
 def make_scene(path: Path, size: int, block: int = 1024) -> Path:
@@ -87,11 +90,8 @@ def tile_seconds(path: Path, workers: int, tmp: Path) -> tuple[float, int]:
     return seconds, report.counts["chips_considered"]
 
 
-def read_batch(arr: zarr.Array, idx: np.ndarray, per_chip: bool) -> np.ndarray:
-    """Each layout with its best reader: concurrent per-chip reads of inner chunks
-    (as the trainer does) for the sharded store, one orthogonal selection otherwise."""
-    if not per_chip:
-        return np.asarray(arr.oindex[idx])
+def zarr_per_chip(arr: zarr.Array, idx: np.ndarray) -> np.ndarray:
+    """Concurrent per-chip reads of inner chunks through zarr."""
     chips = arr._async_array
 
     async def fetch() -> list[Any]:
@@ -100,38 +100,52 @@ def read_batch(arr: zarr.Array, idx: np.ndarray, per_chip: bool) -> np.ndarray:
     return np.concatenate(sync(fetch()))
 
 
-def random_batch_reads(tmp: Path, n_chips: int = 4096, batches: int = 20) -> dict[str, float]:
+def random_batch_reads(
+    tmp: Path, n_chips: int = 4096, batches: int = 25, rounds: int = 3
+) -> dict[str, float]:
+    """Chips/s of random batches of 128, median of rounds that alternate between readers."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:256, 0:256]
     base = ((np.sin(xx / 9.0) + np.cos(yy / 13.0) + 2) * 50).astype(np.uint8)
     data = np.stack(
         [np.stack([base + rng.integers(0, 40, base.shape, dtype=np.uint8)] * 3) for _ in range(64)]
     )
-    layouts: dict[str, tuple[tuple[int, ...], tuple[int, ...] | None]] = {
-        "store layout (1 chip/chunk, 256-chip shards)": ((1, 3, 256, 256), (256, 3, 256, 256)),
-        "64-chip chunks": ((64, 3, 256, 256), None),
-    }
-    out: dict[str, float] = {}
-    for name, (chunks, shards) in layouts.items():
-        path = tmp / f"layout-{len(out)}.zarr"
-        arr = zarr.create_array(
-            str(path),
+    arrays = {}
+    for key, chunks, shards in (
+        ("sharded", (1, 3, 256, 256), (256, 3, 256, 256)),
+        ("chunk64", (64, 3, 256, 256), None),
+    ):
+        group = zarr.open_group(str(tmp / f"layout-{key}.zarr"), mode="w")
+        arr = group.create_array(
+            "chips",
             shape=(n_chips, 3, 256, 256),
             dtype="uint8",
             compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
-            overwrite=True,
             chunks=chunks,
             shards=shards,
         )
         for i in range(0, n_chips, 256):
             arr[i : i + 256] = np.concatenate([data] * 4)
-        reader = zarr.open_array(str(path), mode="r")
-        t0 = time.perf_counter()
-        for _ in range(batches):
-            idx = np.sort(rng.choice(n_chips, 128, replace=False))
-            read_batch(reader, idx, per_chip=shards is not None)
-        out[name] = batches * 128 / (time.perf_counter() - t0)
-    return out
+        arrays[key] = zarr.open_array(str(tmp / f"layout-{key}.zarr" / "chips"), mode="r")
+    direct = open_shards(tmp / "layout-sharded.zarr")
+    assert direct is not None
+    readers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "store layout, trainer's direct shard reads": direct.read,
+        "store layout, zarr per-chip concurrent reads": lambda i: zarr_per_chip(
+            arrays["sharded"], i
+        ),
+        "64-chip chunks, zarr orthogonal selection": lambda i: np.asarray(
+            arrays["chunk64"].oindex[i]
+        ),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(rounds):
+        for name, read in readers.items():
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                read(np.sort(rng.choice(n_chips, 128, replace=False)))
+            rates[name].append(batches * 128 / (time.perf_counter() - t0))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def worker_peak_memory(path: Path) -> float:
@@ -178,10 +192,9 @@ def main() -> None:
             f"tile, 2 workers:  {n / two_s:8.1f} chips/s  ratio to 1 worker    {one_s / two_s:.2f}"
         )
         reads = random_batch_reads(tmp)
-        names = list(reads)
-        for name in names:
-            print(f"random batches of 128, {name}: {reads[name]:8.1f} chips/s")
-        print(f"layout ratio: {reads[names[0]] / reads[names[1]]:.1f}x")
+        baseline = reads["64-chip chunks, zarr orthogonal selection"]
+        for name, rate in reads.items():
+            print(f"random batches of 128, {name}: {rate:8.1f} chips/s ({rate / baseline:.1f}x)")
         if args.big:
             big = make_scene(tmp / "GF2_big_20200101.tif", 30_000, block=2048)
             print(

@@ -14,8 +14,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-SAMPLE_GRID = 16
-SAMPLE_SIZE = 32
+SAMPLE_GRID = 8
+SAMPLE_SIZE = 64
 
 
 @dataclasses.dataclass(frozen=True)
