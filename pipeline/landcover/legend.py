@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -132,7 +131,3 @@ def class_set(spec: str | Iterable[int]) -> tuple[tuple[int, str], ...]:
             ",".join(map(str, codes)), f"not a set of GlobeLand30 codes (from {list(names)})"
         )
     return tuple((c, names[c]) for c in codes)
-
-
-def legend_path(name_or_path: str) -> Path:
-    return resolve("legends", name_or_path)
