@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,3 +85,32 @@ def test_fast_low_contrast_equals_skimage(
     chip[:, rng.random((48, 48)) < bright] = 255  # a few outliers near the 99th percentile
     lum = gray(chip)
     assert low_contrast(lum, 0.05) == is_low_contrast(lum, fraction_threshold=0.05)
+
+
+@pytest.mark.parametrize("sensor", ["sentinel2", "landsat5", "landsat7"])
+def test_cloud_rule_on_real_cloud_masks(shared_data: Path, sensor: str) -> None:
+    """The paper's rule (8-bit brightness > 230 after the scene stretch) against real
+    reference masks (code 4 = cloud): it tracks cloud cover and never drops a clear chip,
+    but it is conservative: most chips that are more than half cloud stay below 0.5."""
+    npz = np.load(shared_data / "cloudmasks" / f"{sensor}.npz")
+    rgb = np.moveaxis(npz["img"][..., [2, 1, 0]], -1, 0)  # blue, green, red → RGB
+    cloud_ref = npz["msk"][..., 0] == 4
+    flat = rgb.reshape(3, -1)
+    stretch = Stretch(
+        tuple(np.percentile(flat, 2, axis=1)), tuple(np.percentile(flat, 98, axis=1)), (2, 98)
+    )
+    rgb8 = stretch.apply(rgb)
+    valid = np.ones(cloud_ref.shape, bool)
+    pairs = np.array(
+        [
+            (
+                cloud_ref[r : r + 64, c : c + 64].mean(),
+                cloud_fraction(rgb8[:, r : r + 64, c : c + 64], valid[r : r + 64, c : c + 64], 230),
+            )
+            for r in range(0, 512, 64)
+            for c in range(0, 512, 64)
+        ]
+    )
+    assert np.corrcoef(pairs.T)[0, 1] > 0.5
+    clear = pairs[:, 0] < 0.05
+    assert clear.any() and (pairs[clear, 1] <= FilterParams().max_cloud).all()
