@@ -192,3 +192,39 @@ def test_writer_buffers_whole_shards_and_rewinds(tmp_path: Path) -> None:
     writer.append(batch(1, 4))
     store.commit(writer.flush(), store.meta)
     assert store.read("chips")[:, 0, 0, 0].tolist() == [1, 1, 1, 4]
+
+
+def test_geographic_and_antimeridian_scenes(tmp_path: Path, dask_client: Client) -> None:
+    # A lon/lat scene (EPSG:4326, ~1.1 m pixels) and a UTM 60N scene straddling 180°.
+    lonlat = write_raster(
+        tmp_path / "lonlat.tif",
+        textured(4, 300, 300),
+        crs="EPSG:4326",
+        transform=Affine(1e-5, 0, 116.3, 0, -1e-5, 39.9),
+    )
+    dateline = write_raster(
+        tmp_path / "dateline.tif",
+        textured(4, 256, 300, seed=2),
+        crs="EPSG:32660",
+        transform=Affine(4.0, 0, 833_500.0, 0, -4.0, 101_000.0),
+    )
+    report = run_tile(
+        tmp_path / "g.zarr",
+        [str(lonlat), str(dateline)],
+        dask_client,
+        TileParams(),
+        "bgrn",
+        progress=False,
+    )
+    assert report.counts["scenes_done"] == 2
+    store = ChipStore.open(tmp_path / "g.zarr")
+    scene = store.read("chip_scene")
+    transforms, bounds = store.read("chip_transform"), store.read("chip_bounds_wgs84")
+    first = transforms[scene == 0][0]
+    assert tuple(first) == (116.3, 1e-5, 0.0, 39.9, 0.0, -1e-5)
+    west, south, east, north = bounds[scene == 0][0]
+    assert south == pytest.approx(39.9 - 256e-5)
+    assert (west, north) == pytest.approx((116.3, 39.9)) and east == pytest.approx(116.30256)
+    # GeoJSON convention for a box across the antimeridian: west > east.
+    crossing = bounds[scene == 1]
+    assert (crossing[:, 0] > 179.9).all() and (crossing[:, 2] < -179.9).all()
