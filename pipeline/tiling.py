@@ -38,6 +38,7 @@ from pipeline.windows import chip_rows, gdal_transform, strip_window
 
 WGS84 = CRS.from_epsg(4326)
 MIN_CHIPS_PER_PART = 32
+WORKER_RECOUNT_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,9 +226,17 @@ class TileRun:
         self.writer = store.writer()
         self.finished: list[dict[str, Any]] = []
         self.last_commit = time.monotonic()
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        self.max_parts = 4 * n_workers
+        self._slots = (0.0, 4)
         self.bar = tqdm(total=0, unit="part", disable=not progress, dynamic_ncols=True)
+
+    @property
+    def max_parts(self) -> int:
+        """Parts in flight: four per worker thread, re-read every few seconds because
+        batch-job clusters grow and shrink while the run goes on."""
+        if time.monotonic() - self._slots[0] > WORKER_RECOUNT_S:
+            threads = sum(self.client.nthreads().values())
+            self._slots = (time.monotonic(), 4 * max(1, threads))
+        return self._slots[1]
 
     def run(self, paths: list[str]) -> None:
         todo = self._pending(paths)
