@@ -269,23 +269,25 @@ class TileRun:
             self._commit()
 
     def _pending(self, paths: list[str]) -> list[str]:
-        known = {s["path"]: s["fingerprint"] for s in self.meta["scenes"]}
+        """Scenes not yet in the store; a scene is known by its path or, once moved or
+        copied, by its content fingerprint, so a rerun never duplicates chips."""
+        by_path = {s["path"]: s["fingerprint"] for s in self.meta["scenes"]}
+        known = set(by_path.values())
         todo = []
         for path in paths:
-            if path not in known:
-                todo.append(path)
-                continue
             try:
-                same = fingerprint(path) == known[path]
+                fp = fingerprint(path) if Path(path).exists() or path in by_path else None
             except OSError as e:
                 self.report.fail(path, f"cannot read ({e.strerror})")
                 continue
-            if same:
-                self.report.counts["scenes_already_in_store"] += 1
-            else:
+            if path in by_path and fp != by_path[path]:
                 self.report.fail(
                     path, "changed since it was tiled into this store; use a new store"
                 )
+            elif fp in known:
+                self.report.counts["scenes_already_in_store"] += 1
+            else:
+                todo.append(path)
         return todo
 
     def _submit_preps(self, todo: list[str], i: int, prep: dict[int, Future]) -> None:

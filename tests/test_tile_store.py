@@ -228,3 +228,16 @@ def test_geographic_and_antimeridian_scenes(tmp_path: Path, dask_client: Client)
     # GeoJSON convention for a box across the antimeridian: west > east.
     crossing = bounds[scene == 1]
     assert (crossing[:, 0] > 179.9).all() and (crossing[:, 2] < -179.9).all()
+
+
+def test_moved_scene_is_recognised_by_content(tmp_path: Path, dask_client: Client) -> None:
+    first = write_raster(tmp_path / "a" / "scene.tif", textured(4, 300, 300))
+    run_tile(tmp_path / "m.zarr", [str(first)], dask_client, TileParams(), "bgrn", progress=False)
+    moved = tmp_path / "b" / "scene.tif"
+    moved.parent.mkdir()
+    first.rename(moved)
+    again = run_tile(
+        tmp_path / "m.zarr", [str(moved)], dask_client, TileParams(), "bgrn", progress=False
+    )
+    assert again.counts["scenes_already_in_store"] == 1 and again.counts["chips_written"] == 0
+    assert len(ChipStore.open(tmp_path / "m.zarr").scenes) == 1
