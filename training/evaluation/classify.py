@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,49 +18,34 @@ from training.evaluation.backbones import (
 from training.evaluation.images import ImageSet, list_image_folder, load_image_folder
 from training.evaluation.metrics import confusion_matrix, mean_class_accuracy, per_class_accuracy
 from training.evaluation.probes import knn_predict, linear_probe
-from training.evaluation.protocol import Cell, cell_seed, check_setup, run_protocol
-from training.evaluation.results import files_fingerprint, fingerprint, per_class_json
+from training.evaluation.protocol import (
+    Cell,
+    ProtocolConfig,
+    cell_seed,
+    check_setup,
+    run_protocol,
+)
+from training.evaluation.results import files_fingerprint, per_class_json
 from training.evaluation.splits import fraction_subset, stratified_split
-from training.evaluation.train import TrainConfig, extract_features, fit, predict
+from training.evaluation.train import extract_features, fit, predict
 
 MODES = ("finetune", "linear", "knn")
 METRIC = "mean class accuracy"
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifyConfig:
-    data: Path
-    out: Path
-    arch: str
-    inits: tuple[InitSpec, ...]
-    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
-    repeats: int = 3
-    mode: str = "finetune"
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+class ClassifyConfig(ProtocolConfig):
     image_size: int = 224
     max_per_class: int | None = None
-    seed: int = 0
-    test_share: float = 0.25
     k: int = 20
     probe_l2: float = 1e-3
     workers: int = 4
 
-    def parameters(self) -> dict[str, Any]:
-        params = dataclasses.asdict(self)
-        params["inits"] = {i.name: str(i.weights) if i.weights else "random" for i in self.inits}
-        return params
-
     def fingerprints(self) -> dict[str, str]:
-        """Per init: what decides its cells' results (not device, workers or output)."""
-        common = {k: v for k, v in self.parameters().items()
-                  if k not in ("out", "inits", "workers", "fractions", "repeats")}
-        common["train"] = {k: v for k, v in common["train"].items()
-                           if k not in ("device", "eval_batch_size")}
-        if self.mode != "finetune":
-            common.pop("train")
         items = list_image_folder(self.data, self.max_per_class)
-        common["data"] = files_fingerprint(self.data, [p for p, _ in items])
-        return {i.name: fingerprint({**common, "weights": i.fingerprint()}) for i in self.inits}
+        data = files_fingerprint(self.data, [p for p, _ in items])
+        ignore = ("workers",) if self.mode == "finetune" else ("workers", "train")
+        return self.cell_fingerprints(data, ignore)
 
 
 class ClassifyTask:

@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from pipeline.report import RunReport, utc_now
 from training.evaluation.backbones import InitSpec, build_backbone
-from training.evaluation.results import ResultsFile, cell_key
+from training.evaluation.results import ResultsFile, cell_key, fingerprint
 from training.evaluation.tables import write_outputs
+from training.evaluation.train import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,39 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     if not fracs or fracs[0] <= 0 or fracs[-1] > 1:
         raise ValueError(f"--fractions {text!r}: each fraction must be in (0, 1]")
     return tuple(fracs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolConfig:
+    """Settings every downstream protocol shares: initialisations × fractions × repeats."""
+
+    data: Path
+    out: Path
+    arch: str
+    inits: tuple[InitSpec, ...]
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
+    repeats: int = 3
+    mode: str = "finetune"
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    seed: int = 0
+    test_share: float = 0.25
+
+    def parameters(self) -> dict[str, Any]:
+        params = dataclasses.asdict(self)
+        params["inits"] = {i.name: str(i.weights) if i.weights else "random" for i in self.inits}
+        return params
+
+    def cell_fingerprints(
+        self, data_fingerprint: str, ignore: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """Per init: what decides its cells' results (not device, output or bookkeeping)."""
+        skip = ("out", "inits", "fractions", "repeats", *ignore)
+        common = {k: v for k, v in self.parameters().items() if k not in skip}
+        if "train" in common:
+            common["train"] = {k: v for k, v in common["train"].items()
+                               if k not in ("device", "eval_batch_size")}
+        common["data"] = data_fingerprint
+        return {i.name: fingerprint({**common, "weights": i.fingerprint()}) for i in self.inits}
 
 
 def check_setup(

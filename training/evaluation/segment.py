@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,48 +11,34 @@ import torch
 from pipeline.report import RunReport
 from training.evaluation.backbones import InitSpec, build_backbone, read_normalisation
 from training.evaluation.metrics import confusion_matrix, mean_iou, per_class_iou
-from training.evaluation.protocol import Cell, cell_seed, check_setup, run_protocol
-from training.evaluation.results import files_fingerprint, fingerprint, per_class_json
+from training.evaluation.protocol import (
+    Cell,
+    ProtocolConfig,
+    cell_seed,
+    check_setup,
+    run_protocol,
+)
+from training.evaluation.results import files_fingerprint, per_class_json
 from training.evaluation.segdata import IGNORE, NpzSpec, TileSet, load_segmentation
 from training.evaluation.segmodel import SegNet, spatial_encoder
 from training.evaluation.splits import fraction_subset, stratified_split
-from training.evaluation.train import TrainConfig, fit, predict
+from training.evaluation.train import fit, predict
 
 MODES = ("finetune", "frozen")
 METRIC = "mIoU"
 
 
 @dataclasses.dataclass(frozen=True)
-class SegmentConfig:
-    data: Path
-    out: Path
-    arch: str
-    inits: tuple[InitSpec, ...]
-    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
-    repeats: int = 3
-    mode: str = "finetune"
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+class SegmentConfig(ProtocolConfig):
     tile_size: int = 128
     max_tiles_per_file: int | None = None
     npz: NpzSpec = dataclasses.field(default_factory=NpzSpec)
-    seed: int = 0
-    test_share: float = 0.25
-
-    def parameters(self) -> dict[str, Any]:
-        params = dataclasses.asdict(self)
-        params["inits"] = {i.name: str(i.weights) if i.weights else "random" for i in self.inits}
-        return params
 
     def fingerprints(self) -> dict[str, str]:
-        common = {k: v for k, v in self.parameters().items()
-                  if k not in ("out", "inits", "fractions", "repeats")}
-        common["train"] = {k: v for k, v in common["train"].items()
-                           if k not in ("device", "eval_batch_size")}
         root = self.data if self.data.is_dir() else self.data.parent
         files = ([p for p in sorted(root.rglob("*")) if p.is_file()] if self.data.is_dir()
                  else [self.data])
-        common["data"] = files_fingerprint(root, files)
-        return {i.name: fingerprint({**common, "weights": i.fingerprint()}) for i in self.inits}
+        return self.cell_fingerprints(files_fingerprint(root, files))
 
 
 class SegmentTask:
