@@ -2,9 +2,11 @@
 
 1. Tile throughput (1 worker) against merely reading and decoding the same scene.
 2. Tile throughput with 2 workers against 1.
-3. Random batches of 128 chips: the store's layout (one chip per inner chunk, 256-chip
-   shards) against 64-chip chunks.
-4. Peak memory of one worker tiling a 30 000 × 30 000 4-band uint16 scene (``--big``).
+3. Where the time goes: each step of the stage in one process, without dask.
+4. Random batches of 128 chips: the store's layout (one chip per inner chunk, 256-chip
+   shards) read by the trainer's direct shard reader and through zarr, against 64-chip
+   chunks read with zarr's orthogonal selection.
+5. Peak memory of one worker tiling a 30 000 × 30 000 4-band uint16 scene (``--big``).
 
 Usage: python benchmarks/bench_tile.py [--size 6000] [--big] [--out DIR]
 """
@@ -35,9 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.cluster import dask_client  # noqa: E402
+from pipeline.errors import InputError  # noqa: E402
 from pipeline.scenes import inspect_scene  # noqa: E402
-from pipeline.sensors import all_profiles  # noqa: E402
-from pipeline.tiling import TileParams, run_tile  # noqa: E402
+from pipeline.sensors import all_profiles, load_profile  # noqa: E402
+from pipeline.store import ChipStore  # noqa: E402
+from pipeline.tiling import ScenePlan, TileParams, prepare_scene, run_tile, tile_part  # noqa: E402
 from training.shards import open_shards  # noqa: E402
 
 
@@ -78,6 +82,24 @@ def read_decode_seconds(path: Path) -> float:
             src.read([3, 2, 1], window=Window(0, r, src.width, h))
             src.read_masks([3, 2, 1], window=Window(0, r, src.width, h))
     return time.perf_counter() - t0
+
+
+def stage_breakdown(path: Path, tmp: Path) -> dict[str, float]:
+    """Seconds per step of the tile stage in one process, no dask: where the time goes."""
+    params = TileParams()
+    t0 = time.perf_counter()
+    plan = prepare_scene(str(path), load_profile("gf2-pms"), all_profiles(), params)
+    assert isinstance(plan, ScenePlan)
+    t1 = time.perf_counter()
+    results = [tile_part(plan.info, plan.stretch, part, params) for part in plan.parts]
+    t2 = time.perf_counter()
+    writer = ChipStore.create(tmp / "breakdown.zarr", params.chip_size).writer()
+    for result in results:
+        assert not isinstance(result, InputError)
+        writer.append(result.batch)
+    writer.flush()
+    t3 = time.perf_counter()
+    return {"stretch sample": t1 - t0, "cut + filter all parts": t2 - t1, "store writes": t3 - t2}
 
 
 def tile_seconds(path: Path, workers: int, tmp: Path) -> tuple[float, int]:
@@ -190,6 +212,11 @@ def main() -> None:
         )
         print(
             f"tile, 2 workers:  {n / two_s:8.1f} chips/s  ratio to 1 worker    {one_s / two_s:.2f}"
+        )
+        steps = stage_breakdown(scene, tmp)
+        print(
+            f"one process, no dask: read+decode {read_s:.2f} s, "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items())
         )
         reads = random_batch_reads(tmp)
         baseline = reads["64-chip chunks, zarr orthogonal selection"]
