@@ -40,9 +40,9 @@ from pipeline.cluster import dask_client  # noqa: E402
 from pipeline.errors import InputError  # noqa: E402
 from pipeline.scenes import inspect_scene  # noqa: E402
 from pipeline.sensors import all_profiles, load_profile  # noqa: E402
+from pipeline.shards import open_shards  # noqa: E402
 from pipeline.store import ChipStore  # noqa: E402
 from pipeline.tiling import ScenePlan, TileParams, prepare_scene, run_tile, tile_part  # noqa: E402
-from training.shards import open_shards  # noqa: E402
 
 
 def make_scene(path: Path, size: int, block: int = 1024) -> Path:

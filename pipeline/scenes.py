@@ -137,14 +137,20 @@ def resolution_in_metres(src: rasterio.DatasetReader) -> float:
 
 
 def inspect_scene(
-    path: str, sensor: SensorProfile | None, profiles: list[SensorProfile]
+    path: str,
+    sensor: SensorProfile | None,
+    profiles: list[SensorProfile],
+    known_fingerprint: str | None = None,
 ) -> SceneInfo:
-    """Open and check one scene; any problem is an :class:`InputError` naming it."""
+    """Open and check one scene; any problem is an :class:`InputError` naming it.
+
+    ``known_fingerprint`` spares re-reading the file when the caller already has it.
+    """
     if not Path(path).exists():
         raise InputError(path, "file does not exist")
     try:
         with rasterio.open(path) as src:
-            return _check(path, src, sensor, profiles)
+            return _check(path, src, sensor, profiles, known_fingerprint or fingerprint(path))
     except RasterioIOError as e:
         raise InputError(path, f"unreadable or not a raster ({_first_line(e)})") from None
 
@@ -154,6 +160,7 @@ def _check(
     src: rasterio.DatasetReader,
     sensor: SensorProfile | None,
     profiles: list[SensorProfile],
+    content_fingerprint: str,
 ) -> SceneInfo:
     if src.crs is None:
         raise InputError(path, "no CRS")
@@ -188,7 +195,7 @@ def _check(
         resolution=(abs(t.a), abs(t.e)),
         sensor=profile,
         acquired=acquisition_date(path, src.tags()),
-        fingerprint=fingerprint(path),
+        fingerprint=content_fingerprint,
     )
 
 

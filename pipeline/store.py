@@ -3,6 +3,7 @@
 Layout (Zarr v3, dimension names set so ``xarray.open_zarr`` works)::
 
     chips                 uint8   (N, 3, S, S)  sharded, one chip per inner chunk
+                                                (pipeline.shards reads it without zarr)
     chip_scene            int32   (N,)
     chip_window           int32   (N, 4)        row_off, col_off, height, width
     chip_transform        float64 (N, 6)        GDAL geotransform in the scene CRS

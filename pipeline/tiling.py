@@ -8,11 +8,8 @@ is rerun gives exactly the chips of an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ from pipeline.errors import InputError
 from pipeline.filters import FilterParams, drop_reason, gray
 from pipeline.hpc.parts import Part, part_store_path, select_part
 from pipeline.radiometry import Stretch, compute_stretch
-from pipeline.report import RunReport
+from pipeline.report import RunReport, sigterm_as_interrupt
 from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene, open_cached
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
 from pipeline.store import ChipBatch, ChipStore
@@ -83,11 +80,15 @@ def split_parts(rows: list[list[Window]]) -> list[list[Window]]:
 
 
 def prepare_scene(
-    path: str, sensor: SensorProfile | None, profiles: list[SensorProfile], params: TileParams
+    path: str,
+    sensor: SensorProfile | None,
+    profiles: list[SensorProfile],
+    params: TileParams,
+    known_fingerprint: str | None = None,
 ) -> ScenePlan | InputError:
     """Check the scene, compute its stretch and its chip windows."""
     try:
-        info = inspect_scene(path, sensor, profiles)
+        info = inspect_scene(path, sensor, profiles, known_fingerprint)
         with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20), rasterio.open(path) as src:
             stretch = compute_stretch(src, info.sensor.rgb, params.percentiles)
         if stretch is None:
@@ -181,20 +182,6 @@ def _cut(
 
 
 # -- driver side -------------------------------------------------------------
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Batch schedulers send SIGTERM before killing: stop as cleanly as on Ctrl-C."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def task_result(future: Future, path: str) -> Any:
     """The task's value; a task that failed for good (worker killed every try,
     out of memory) fails its scene instead of the run."""
@@ -225,6 +212,7 @@ class TileRun:
         self.meta = store.meta
         self.writer = store.writer()
         self.finished: list[dict[str, Any]] = []
+        self.fingerprints: dict[str, str] = {}  # computed once, by _pending
         self.last_commit = time.monotonic()
         self._slots = (0.0, 4)
         self.bar = tqdm(total=0, unit="part", disable=not progress, dynamic_ncols=True)
@@ -288,6 +276,8 @@ class TileRun:
                 self.report.counts["scenes_already_in_store"] += 1
             else:
                 todo.append(path)
+                if fp:
+                    self.fingerprints[path] = fp
         return todo
 
     def _submit_preps(self, todo: list[str], i: int, prep: dict[int, Future]) -> None:
@@ -299,6 +289,7 @@ class TileRun:
                     self.sensor,
                     self.profiles,
                     self.params,
+                    self.fingerprints.get(todo[j]),
                     pure=False,
                     priority=10,
                     retries=self.params.retries,

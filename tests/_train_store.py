@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import zarr
 
+from pipeline.landcover.labelset import LabelSet, sample_weights
 from pipeline.store import ChipBatch, ChipStore
 
 CLASS_COLOURS = np.array(
@@ -78,35 +78,27 @@ def write_label_set(
     valid: np.ndarray,
     n_labelled: int | None = None,
 ) -> None:
-    """Write ``labels/<name>`` in the label-set contract (class-balanced sample weights)."""
+    """Write ``labels/<name>`` through the label stage's own writer (class-balanced weights)."""
     n, k = proportions.shape
     props = np.where(valid[:, None], proportions, 0).astype(np.float32)
     dominant = np.where(valid, props.argmax(1), -1).astype(np.int16)
-    counts = np.bincount(dominant[valid], minlength=k).astype(np.float64)
-    weight = np.zeros(n, np.float32)
-    weight[valid] = (1.0 / counts[dominant[valid]]).astype(np.float32)
-    group = zarr.open_group(str(store.path), mode="r+", zarr_format=3)
-    labels = group.require_group("labels")
-    lab = labels.create_group(name, overwrite=True)
-    arrays: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {
-        "proportions": (props, ("chip", "class")),
-        "labeled_fraction": (valid.astype(np.float32), ("chip",)),
-        "valid": (valid.astype(bool), ("chip",)),
-        "dominant": (dominant, ("chip",)),
-        "sample_weight": (weight, ("chip",)),
-    }
-    for key, (data, dims) in arrays.items():
-        arr = lab.create_array(key, shape=data.shape, dtype=data.dtype, dimension_names=dims)
-        arr[...] = data
-    lab.attrs["geokr_labels"] = {
+    header = {
         "product": "test",
         "legend": "test",
         "classes": [[10 * (i + 1), f"class{i}"] for i in range(k)],
-        "n_chips": n if n_labelled is None else n_labelled,
         "parameters": {},
         "versions": {},
-        "tiles": [],
     }
+    labels = LabelSet.open_or_create(store, name, header)
+    labels.resize(n)
+    labels.write_rows(0, {
+        "proportions": props,
+        "labeled_fraction": valid.astype(np.float32),
+        "valid": valid.astype(bool),
+        "dominant": dominant,
+        "sample_weight": sample_weights(dominant, valid, k),
+    })
+    labels.commit(n if n_labelled is None else n_labelled, {})
 
 
 def build_store(

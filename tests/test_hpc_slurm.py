@@ -237,17 +237,9 @@ def tile_argv(store: Path, scenes: list[str], *extra: str) -> list[str]:
             *[arg for s in scenes for arg in ("--scenes", s)], *extra]
 
 
-def require_option(command: str, name: str) -> None:
-    from pipeline.cli import main
-
-    if not any(p.name == name for p in main.commands[command].params):
-        pytest.skip(f"geokr-etl {command} has no --{name} option yet (pipeline.hpc.options)")
-
-
 def test_tile_cli_with_cluster_slurm(
     slurm: Path, tmp_path: Path, scenes: list[str], reference: Path
 ) -> None:
-    require_option("tile", "cluster")
     config = site_config(tmp_path, job_name="geokr-test-cli")
     argv = tile_argv(tmp_path / "s.zarr", scenes, "--cluster", "slurm",
                      "--cluster-config", str(config), "--jobs", "2")
@@ -259,7 +251,6 @@ def test_tile_cli_with_cluster_slurm(
 def test_tile_cli_pending_job_writes_nothing(
     slurm: Path, tmp_path: Path, scenes: list[str]
 ) -> None:
-    require_option("tile", "cluster")
     config = site_config(tmp_path, job_name="geokr-test-cli-pending", start_timeout=3,
                          job_extra_directives=["--begin=now+3600"])
     argv = tile_argv(tmp_path / "s.zarr", scenes, "--cluster", "slurm",
@@ -277,7 +268,6 @@ LABEL_ARRAYS = ("proportions", "labeled_fraction", "valid", "dominant", "sample_
 def test_label_cli_with_cluster_slurm_equals_the_embedded_run(
     slurm: Path, tmp_path: Path, reference: Path, shared_data: Path
 ) -> None:
-    require_option("label", "cluster")
     config = site_config(tmp_path, job_name="geokr-test-label")
     embedded, batch = tmp_path / "embedded.zarr", tmp_path / "batch.zarr"
     shutil.copytree(reference, embedded)
@@ -303,7 +293,6 @@ def test_job_array_parts_then_consolidate_equal_the_embedded_run(
     slurm: Path, tmp_path: Path, scenes: list[str], reference: Path
 ) -> None:
     """The array way: `sbatch --array=1-2` of the ETL template, then `geokr-etl consolidate`."""
-    require_option("tile", "part")
     store = tmp_path / "s.zarr"
     env = {**os.environ, "GEOKR_STORE": str(store), "GEOKR_SCENES": " ".join(scenes),
            "GEOKR_TILE_ARGS": "--sensor bgrn --chip-size 64 --commit-interval 0 --workers 1",

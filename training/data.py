@@ -1,7 +1,7 @@
 """Training data from the chip store: label set, scene-wise split, batched reads, sampler.
 
 Chips are read a whole batch at a time, de-duplicated, straight from the shard
-files (:mod:`training.shards`: 6x zarr's speed at 256 px, see BENCHMARKS.md);
+files (:mod:`pipeline.shards`: 6x zarr's speed at 256 px, see BENCHMARKS.md);
 stores of another layout fall back to concurrent zarr requests, never to
 zarr's orthogonal integer selection, which is slow on sharded arrays.
 """
@@ -24,10 +24,9 @@ from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
 from pipeline.errors import InputError
+from pipeline.landcover import labelset as stored
+from pipeline.shards import ShardReader, open_shards
 from pipeline.store import ChipStore
-from training.shards import ShardReader, open_shards
-
-LABEL_ATTR = "geokr_labels"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +54,7 @@ def open_store(path: str | Path) -> ChipStore:
 
 
 def available_label_sets(store: ChipStore) -> list[str]:
-    if "labels" not in store.group:
-        return []
-    labels = store.group["labels"]
-    assert isinstance(labels, zarr.Group)
-    return sorted(name for name, _ in labels.groups())
+    return stored.label_names(store)
 
 
 def open_label_set(store: ChipStore, name: str) -> LabelSet:
@@ -68,25 +63,21 @@ def open_label_set(store: ChipStore, name: str) -> LabelSet:
     if name not in available_label_sets(store):
         have = ", ".join(available_label_sets(store)) or "none"
         raise InputError(where, f"no label set {name!r} in store (available: {have})")
-    group = store.group["labels"][name]  # type: ignore[index]
-    assert isinstance(group, zarr.Group)
-    attrs: dict[str, Any] = dict(group.attrs.get(LABEL_ATTR, {}))  # type: ignore[arg-type]
-    if "classes" not in attrs or "n_chips" not in attrs:
-        raise InputError(where, f"label set has no {LABEL_ATTR} attributes (unfinished run?)")
-    n = min(int(attrs["n_chips"]), store.n_chips)
+    labels = stored.LabelSet.open(store, name)
+    n = min(labels.n_chips, store.n_chips)
     try:
-        props = np.asarray(group["proportions"][:n], dtype=np.float32)  # type: ignore[index]
-        valid = np.asarray(group["valid"][:n], dtype=bool)  # type: ignore[index]
-        weight = np.asarray(group["sample_weight"][:n], dtype=np.float64)  # type: ignore[index]
+        props = labels.read("proportions")[:n].astype(np.float32)
+        valid = labels.read("valid")[:n].astype(bool)
+        weight = labels.read("sample_weight")[:n].astype(np.float64)
     except KeyError as exc:
         raise InputError(where, f"label set lacks array {exc}") from None
-    classes = [(int(code), str(cname)) for code, cname in attrs["classes"]]
+    classes = labels.classes
     if props.shape[1:] != (len(classes),):
         raise InputError(where, f"proportions have shape {props.shape}, {len(classes)} classes")
     valid &= np.isfinite(props).all(1) & np.isfinite(weight) & (weight > 0)
     if not valid.any():
         raise InputError(where, "label set marks no chip valid (with a positive sample weight)")
-    return LabelSet(name, classes, props, valid, weight, n, attrs)
+    return LabelSet(name, classes, props, valid, weight, n, labels.header)
 
 
 def store_fingerprint(store: ChipStore, labels: LabelSet) -> str:
@@ -153,7 +144,7 @@ def _block_split(idx: np.ndarray, window: np.ndarray, val_fraction: float, scene
 class ChipReader:
     """Random batch reads of ``chips``, opened lazily once per process (DataLoader workers).
 
-    Uses :mod:`training.shards` (direct ``pread`` + Blosc) when the store has the
+    Uses :mod:`pipeline.shards` (direct ``pread`` + Blosc) when the store has the
     layout ``pipeline.store`` writes, else concurrent zarr requests.
     """
 

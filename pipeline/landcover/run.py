@@ -28,9 +28,8 @@ from pipeline.landcover.labelset import LabelSet, sample_weights
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.lookup import SceneCounts, SceneJob, count_scene, split_runs
 from pipeline.landcover.tiles import TileIndex, build_index, expand_sources
-from pipeline.report import RunReport
+from pipeline.report import RunReport, sigterm_as_interrupt
 from pipeline.store import ChipStore
-from pipeline.tiling import sigterm_as_interrupt
 from pipeline.versions import software_versions
 
 COMMIT_SECONDS = 5.0

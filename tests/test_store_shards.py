@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from pipeline.shards import open_shards
 from pipeline.store import ChipStore
 from tests._train_store import build_store, make_batch
 from training.data import ChipReader
-from training.shards import open_shards
 
 
 def test_every_chip_equals_zarr_including_partial_last_shard(tmp_path: Path) -> None:
