@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from training.evaluation.cli_classify import classify
+from training.evaluation.cli_detect import detect
 from training.evaluation.cli_segment import prepare_zion, segment
 
 
@@ -17,3 +18,4 @@ def main() -> None:
 main.add_command(classify)
 main.add_command(segment)
 main.add_command(prepare_zion)
+main.add_command(detect)

@@ -1,0 +1,34 @@
+"""Random flips and 90° rotations of square slices, their boxes moved alike."""
+
+from __future__ import annotations
+
+import torch
+
+
+def dihedral_image(x: torch.Tensor, code: int) -> torch.Tensor:
+    """Symmetry ``code`` (0–7) on the last two dims: flip left-right if ≥ 4, then rot90."""
+    if code >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, k=code % 4, dims=(-2, -1))
+
+
+def dihedral_boxes(boxes: torch.Tensor, code: int, size: int) -> torch.Tensor:
+    """The same symmetry on x1, y1, x2, y2 boxes in a ``size`` × ``size`` slice."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    if code >= 4:
+        x1, x2 = size - x2, size - x1
+    for _ in range(code % 4):  # rot90 (counter-clockwise): (x, y) → (y, size − x)
+        x1, y1, x2, y2 = y1, size - x2, y2, size - x1
+    return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
+def random_dihedral(images: torch.Tensor, boxes: list[torch.Tensor], generator: torch.Generator
+                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """An independent random symmetry per slice (aerial scenes have no up)."""
+    size = images.shape[-1]
+    codes = torch.randint(0, 8, (images.shape[0],), generator=generator).tolist()
+    out = images.clone()
+    for code in set(codes):
+        sel = [i for i, c in enumerate(codes) if c == code]
+        out[sel] = dihedral_image(images[sel], code)
+    return out, [dihedral_boxes(b, c, size) for b, c in zip(boxes, codes, strict=True)]
