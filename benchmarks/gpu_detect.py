@@ -42,8 +42,8 @@ from training.evaluation.detection.synthetic import make_synthetic  # noqa: E402
 from training.evaluation.protocol import parse_fractions  # noqa: E402
 from training.evaluation.train import TrainConfig  # noqa: E402
 
-SMOKE = {"arch": "resnet18", "images": 10, "image_size": 128, "slice_size": 64, "epochs": 2,
-         "val_every": 1, "repeats": 1, "fractions": "0.5,1.0", "batch_size": 8,
+SMOKE = {"arch": "resnet18", "images": 10, "image_size": 64, "slice_size": 64, "epochs": 2,
+         "val_every": 1, "repeats": 1, "fractions": "1.0", "batch_size": 8,
          "neck_channels": 16}
 
 

@@ -33,6 +33,12 @@ class CenterNetConfig:
     top_k: int = 100
     peak_kernel: int = 3
 
+    def __post_init__(self) -> None:
+        if self.peak_kernel % 2 == 0:
+            raise ValueError(f"peak kernel {self.peak_kernel} must be odd")
+        if not 0 < self.heatmap_prior < 1:
+            raise ValueError(f"heatmap prior {self.heatmap_prior} must be in (0, 1)")
+
 
 class Heads(NamedTuple):
     heatmap: torch.Tensor  # (B, C, H, W) logits
