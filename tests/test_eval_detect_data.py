@@ -58,6 +58,7 @@ def test_coco_boxes_become_xyxy_with_classes_in_id_order(tmp_path: Path) -> None
     assert slices.boxes[2].tolist() == [[1, 2, 11, 7], [0, 0, 32, 30]]
     assert slices.boxes[3].tolist() == [[0, 0, 32, 30]]  # 30 % of the small box: dropped
     assert report.counts["images"] == 2 and report.counts["objects"] == 2
+    assert report.counts["crowd_regions_skipped"] == 1
 
 
 def test_levir_text_files_with_codes_or_names(tmp_path: Path) -> None:

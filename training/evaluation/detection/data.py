@@ -49,6 +49,7 @@ class Annotations:
     images: list[Annotated]
     classes: list[str]
     files: list[Path]  # every input file, for the resume fingerprint
+    crowd_skipped: int = 0
 
 
 def decode_rgb(path: Path) -> np.ndarray:
@@ -124,7 +125,8 @@ def read_coco(root: Path) -> Annotations:
     images = [_annotated(_image_path(root, name), objects[i], path)
               for i, name in sorted(files.items(), key=lambda kv: kv[1])]
     return Annotations(images, [name for _, name in cats],
-                       [path, *(item.path for item in images)])
+                       [path, *(item.path for item in images)],
+                       crowd_skipped=sum(crowd for *_, crowd in anns))
 
 
 def _image_path(root: Path, name: str) -> Path:

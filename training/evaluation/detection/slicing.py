@@ -110,6 +110,8 @@ def load_slices(annotations: Annotations, spec: SliceSpec, report: RunReport) ->
             labels.append(torch.from_numpy(lab))
             owner.append(i)
             names.append(f"{item.path.name}@{x0},{y0}")
+    if annotations.crowd_skipped:
+        report.counts["crowd_regions_skipped"] += annotations.crowd_skipped
     report.counts["slices"] += len(tiles)
     report.counts["slice_objects"] += sum(len(b) for b in boxes)
     return SliceSet(torch.from_numpy(np.stack(tiles)), boxes, labels,
