@@ -20,6 +20,7 @@ from training.evaluation.detection.slicing import (
     load_slices,
     slice_origins,
 )
+from training.evaluation.detection.synthetic import CLASSES, paste_objects
 
 
 def write_png(path: Path, width: int, height: int) -> None:
@@ -142,3 +143,15 @@ def test_three_way_split_is_seeded_disjoint_and_stratified() -> None:
     again = split_images(strata, seed=0, repeat=0)
     assert all(np.array_equal(a, b) for a, b in zip(again, (train, val, test), strict=True))
     assert not np.array_equal(split_images(strata, seed=0, repeat=1)[2], test)
+
+
+def test_generated_objects_fill_exactly_their_boxes() -> None:
+    grey = np.full((64, 64, 3), 128, np.uint8)  # no pasted colour is 128
+    out, objects = paste_objects(grey, np.random.default_rng(3), 4, CLASSES, (10, 20))
+    assert len(objects) == 4 and {label for _, label in objects} <= {0, 1, 2}
+    changed = (out != grey).any(axis=2)
+    for (x1, y1, x2, y2), _ in objects:
+        inside = changed[y1:y2, x1:x2]
+        assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+        changed[y1:y2, x1:x2] = False
+    assert not changed.any()  # nothing pasted outside the boxes

@@ -3,7 +3,7 @@
 For tests and benchmarks where no annotated detection set can be shipped (Levir cannot
 be redistributed). The backgrounds are real aerial images; the objects are generated
 shapes standing in for Levir's classes (a cross for an airplane, an elongated hull for
-a ship, a disc for an oil tank), each box the exact extent of its pasted pixels. The
+a ship, a ring for an oil tank), each box the exact extent of its pasted pixels. The
 result is written in the COCO layout that ``geokr-eval detect`` reads.
 """
 
