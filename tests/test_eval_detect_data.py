@@ -155,3 +155,20 @@ def test_generated_objects_fill_exactly_their_boxes() -> None:
         assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
         changed[y1:y2, x1:x2] = False
     assert not changed.any()  # nothing pasted outside the boxes
+
+
+def test_levir_and_coco_layouts_read_into_the_same_structure(tmp_path: Path) -> None:
+    coco_root = tmp_path / "coco"
+    write_png(coco_root / "images" / "s.png", 64, 48)
+    (coco_root / "annotations.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "s.png", "width": 64, "height": 48}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [3, 4, 20, 10]},
+                        {"id": 2, "image_id": 1, "category_id": 3, "bbox": [30, 8, 34, 40]}],
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]}))
+    levir_root = tmp_path / "levir"
+    write_png(levir_root / "s.png", 64, 48)
+    (levir_root / "s.txt").write_text("2 3 4 23 14\n3 30 8 64 48\n")
+    a, b = read_annotations(coco_root), read_annotations(levir_root)
+    assert a.classes == b.classes == list(CLASSES)
+    assert np.array_equal(a.images[0].boxes, b.images[0].boxes)
+    assert np.array_equal(a.images[0].labels, b.images[0].labels)
