@@ -16,3 +16,7 @@ class InputError(Exception):
     def __reduce__(self) -> tuple[type[InputError], tuple[str, str]]:
         # Travels between dask workers and the driver.
         return (InputError, (self.path, self.reason))
+
+
+class NonFiniteError(ArithmeticError):
+    """A run stopped because a value became NaN or infinite (exit 3): not the input's fault."""
