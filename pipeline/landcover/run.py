@@ -82,6 +82,12 @@ def run_label(cfg: LabelConfig) -> RunReport:
     # The client first: when no batch job starts, nothing has been written.
     with _client(cfg) as client, store.lock("geokr-etl label"), sigterm_as_interrupt():
         index = _index(store, paths, cfg, report)
+        if not len(index.query(store.read("chip_bounds_wgs84"))[0]):
+            print(f"warning: {', '.join(cfg.sources)}: land cover overlaps no chip of the store; "
+                  "nothing labelled", file=sys.stderr)
+            report.counts["landcover_overlaps_no_chip"] = 1
+            report.finish()
+            return report
         name = cfg.name or default_name(legend, index)
         header = {
             "product": legend.product,
@@ -101,6 +107,7 @@ def run_label(cfg: LabelConfig) -> RunReport:
         finally:
             report.finish()
             _append_run(labels, report)
+            labels.remove_if_empty()
     return report
 
 
