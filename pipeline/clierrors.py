@@ -38,8 +38,11 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
-def error_policy(resume: str = DEFAULT_RESUME) -> Callable[[F], F]:
-    """Wrap a click command body; ``resume`` says what survives an interruption or a full disk."""
+def error_policy(
+    resume: str = DEFAULT_RESUME, committed: Callable[[dict[str, Any]], str] | None = None
+) -> Callable[[F], F]:
+    """Wrap a click command body; ``resume`` says what survives an interruption or a full
+    disk, ``committed(kwargs)`` (optional) what exactly is committed after a full disk."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -56,7 +59,9 @@ def error_policy(resume: str = DEFAULT_RESUME) -> Callable[[F], F]:
                 reason = system_reason(e)
                 if reason is None:
                     raise
-                code = _fail(f"{e.filename or 'output'}: {reason}; {resume}", ExitCode.INPUT)
+                state = f"{committed(kwargs)}; " if committed else ""
+                code = _fail(f"{e.filename or 'output'}: {reason}; {state}{resume}",
+                             ExitCode.INPUT)
             if code == ExitCode.INTERRUPTED:
                 click.echo(f"interrupted: {resume}", err=True)
             sys.exit(int(code or ExitCode.OK))
@@ -80,3 +85,18 @@ def system_reason(e: OSError) -> str | None:
 def _fail(message: str, code: ExitCode) -> ExitCode:
     click.echo(f"error: {message}", err=True)
     return code
+
+
+def store_state(kwargs: dict[str, Any]) -> str:
+    """What the ``--store`` of a command holds, committed (read after a failed write)."""
+    from pipeline.landcover.labelset import LabelSet, label_names
+    from pipeline.store import ChipStore
+
+    try:
+        store = ChipStore.open(kwargs["store"])
+        sets = [f"{n} {LabelSet.open(store, n).n_chips}" for n in label_names(store)]
+    except (InputError, OSError, KeyError):
+        return "the store could not be read back"
+    labelled = f", label sets (chips): {', '.join(sets)}" if sets else ""
+    return (f"committed: {store.n_chips} chips of {len(store.scenes)} scenes"
+            f"{labelled}")

@@ -43,6 +43,15 @@ def expand_scenes(patterns: list[str]) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(found)), missing
 
 
+def missing_reason(pattern: str) -> str:
+    """Why a ``--scenes`` pattern gave no scene."""
+    p = Path(pattern)
+    if p.is_dir():
+        suffixes = ", ".join(sorted(RASTER_SUFFIXES))
+        return f"folder holds no rasters (searched recursively for {suffixes})"
+    return "no such file, folder or glob match"
+
+
 def fingerprint(path: str) -> str:
     """Size plus the first and last 64 KiB: cheap on terabytes, changes when the file does."""
     p = Path(path)

@@ -28,7 +28,14 @@ from pipeline.hpc.parts import Part, part_store_path, select_part
 from pipeline.nodata import NodataChoice
 from pipeline.radiometry import Stretch, compute_stretch
 from pipeline.report import RunReport, sigterm_as_interrupt
-from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene, open_cached
+from pipeline.scenes import (
+    SceneInfo,
+    expand_scenes,
+    fingerprint,
+    inspect_scene,
+    missing_reason,
+    open_cached,
+)
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
 from pipeline.store import ChipBatch, ChipStore
 from pipeline.windows import chip_rows, gdal_transform, strip_window
@@ -425,7 +432,7 @@ def run_tile(
         paths = select_part(paths, part)
         store_path = part_store_path(Path(store_path), part)
     for pattern in missing:
-        report.fail(pattern, "no such file, folder or glob match")
+        report.fail(pattern, missing_reason(pattern))
     store = ChipStore.open_or_create(store_path, params.chip_size, params.shard_chips)
     with store.lock("geokr-etl tile"), sigterm_as_interrupt():
         store.recover()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.clierrors import ExitCode, error_policy
+from pipeline.clierrors import ExitCode, error_policy, store_state
 from pipeline.hpc.consolidate import consolidate as merge_parts
 from pipeline.hpc.consolidate import consolidate_report
 
@@ -21,7 +21,7 @@ from pipeline.hpc.consolidate import consolidate_report
 @click.command()
 @click.option("--store", required=True, type=click.Path(path_type=Path),
               help="The store the tile --part runs were given; created if missing.")
-@error_policy("merged parts are committed; rerun to resume")
+@error_policy("merged parts are committed; rerun to resume", store_state)
 def consolidate(store: Path) -> ExitCode:
     """Append the part stores STORE.parts/part-i-of-n.zarr into STORE, in part order."""
     with consolidate_report(store) as report:

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import click
 
-from pipeline.clierrors import ExitCode, error_policy
+from pipeline.clierrors import ExitCode, error_policy, store_state
 from pipeline.hpc import cluster_options
 from pipeline.landcover.run import LabelConfig, run_label
+
+
+def _json_path(value: Path | None) -> Path | None:
+    if value is not None and value.suffix != ".json":
+        raise click.BadParameter(f"{value}: the tile catalog is a .json file")
+    return value
 
 
 @click.command()
@@ -47,10 +53,11 @@ from pipeline.landcover.run import LabelConfig, run_label
               help="Local dask workers (default: all cores; 0: no dask, this process).")
 @click.option("--scheduler", default=None, help="Address of a running dask scheduler.")
 @cluster_options
-@click.option("--tile-index", type=click.Path(path_type=Path), default=None,
-              help="JSON tile catalog to reuse or write (default: kept in the store).")
+@click.option("--tile-index", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              callback=lambda _c, _p, v: _json_path(v),
+              help="JSON tile catalog (.json) to reuse or write (default: kept in the store).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@error_policy("labelled chips are committed; rerun the same command to resume")
+@error_policy("labelled chips are committed; rerun the same command to resume", store_state)
 def label(
     store: Path, gl30: Path | None, landcover: tuple[str, ...], legend: str | None,
     name: str | None, classes: str, min_labeled: float, oversample: int, step: int | None,

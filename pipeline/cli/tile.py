@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.clierrors import ExitCode, error_policy
+from pipeline.clierrors import ExitCode, error_policy, store_state
 from pipeline.filters import FilterParams
 from pipeline.hpc import Part, cluster_options, open_client, part_option
 from pipeline.nodata import NodataChoice
@@ -133,7 +133,7 @@ def _nodata(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @cluster_options
 @part_option
 @click.option("--progress/--no-progress", default=True)
-@error_policy(RESUME)
+@error_policy(RESUME, store_state)
 def tile(
     scenes: tuple[str, ...],
     store: str,

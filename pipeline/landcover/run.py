@@ -56,9 +56,10 @@ class LabelConfig:
 
 
 def index_path(store: Path, paths: list[Path]) -> Path:
-    """Where the tile index of these rasters is kept when no --tile-index is given."""
+    """Where the tile index of these rasters is kept when no --tile-index is given
+    (a zarr group of the store, see :meth:`TileIndex.save`)."""
     key = hashlib.sha1("\n".join(map(str, paths)).encode()).hexdigest()[:16]
-    return store / "landcover_index" / f"{key}.json"
+    return store / "landcover_index" / key
 
 
 def default_name(legend: Legend, index: TileIndex) -> str:
