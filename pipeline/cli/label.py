@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline.clierrors import ExitCode, error_policy, store_state
-from pipeline.hpc import cluster_options
+from pipeline.hpc import ClusterOptions, cluster_options
 from pipeline.landcover.run import LabelConfig, run_label
 
 
@@ -61,8 +61,7 @@ def _json_path(value: Path | None) -> Path | None:
 def label(
     store: Path, gl30: Path | None, landcover: tuple[str, ...], legend: str | None,
     name: str | None, classes: str, min_labeled: float, oversample: int, step: int | None,
-    workers: int | None, scheduler: str | None, cluster: str | None, cluster_config: str | None,
-    jobs: int | None, tile_index: Path | None, quiet: bool,
+    cluster: ClusterOptions, tile_index: Path | None, quiet: bool,
 ) -> ExitCode:
     """Label chips with the proportion of each land-cover class on their ground."""
     if bool(gl30) == bool(landcover):
@@ -72,8 +71,8 @@ def label(
     cfg = LabelConfig(
         store=store, sources=[str(gl30)] if gl30 else list(landcover),
         legend=legend or "globeland30", name=name, classes=classes, min_labeled=min_labeled,
-        oversample=oversample, step=step, workers=workers, scheduler=scheduler,
-        cluster=cluster, cluster_config=cluster_config, jobs=jobs,
+        oversample=oversample, step=step, workers=cluster.workers, scheduler=cluster.scheduler,
+        cluster=cluster.cluster, cluster_config=cluster.config, jobs=cluster.jobs,
         progress=not quiet, tile_index=tile_index,
     )
     report = run_label(cfg)

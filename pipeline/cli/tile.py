@@ -12,7 +12,7 @@ import click
 
 from pipeline.clierrors import ExitCode, error_policy, store_state
 from pipeline.filters import FilterParams
-from pipeline.hpc import Part, cluster_options, open_client, part_option
+from pipeline.hpc import ClusterOptions, Part, cluster_options, open_client, part_option
 from pipeline.nodata import NodataChoice
 from pipeline.tiling import TileParams, run_tile
 
@@ -149,11 +149,7 @@ def tile(
     shard_chips: int,
     commit_interval: float,
     gdal_cache_mb: int,
-    workers: int | None,
-    scheduler: str | None,
-    cluster: str | None,
-    cluster_config: str | None,
-    jobs: int | None,
+    cluster: ClusterOptions,
     part: Part | None,
     progress: bool,
 ) -> ExitCode:
@@ -168,7 +164,7 @@ def tile(
         gdal_cache_mb=gdal_cache_mb,
         nodata=nodata,
     )
-    with open_client(workers, scheduler, cluster, cluster_config, jobs) as client:
+    with open_client(cluster) as client:
         report = run_tile(store, list(scenes), client, params, sensor, progress, part)
     click.echo(report.summary("chips_written"))
     return ExitCode.PARTIAL if report.counts["scenes_failed"] else ExitCode.OK

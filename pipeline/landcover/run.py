@@ -23,7 +23,7 @@ from dask.distributed import Client
 from tqdm import tqdm
 
 from pipeline.errors import InputError
-from pipeline.hpc import open_client
+from pipeline.hpc import ClusterOptions, open_client
 from pipeline.landcover.labelset import LabelSet, sample_weights
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.lookup import SceneCounts, SceneJob, count_scene, split_runs
@@ -181,9 +181,8 @@ def _jobs(
 
 
 def _client(cfg: LabelConfig) -> contextlib.AbstractContextManager[Client | None]:
-    if cfg.workers == 0 and not cfg.scheduler and not cfg.cluster:
-        return contextlib.nullcontext()
-    return open_client(cfg.workers, cfg.scheduler, cfg.cluster, cfg.cluster_config, cfg.jobs)
+    options = ClusterOptions(cfg.workers, cfg.scheduler, cfg.cluster, cfg.cluster_config, cfg.jobs)
+    return contextlib.nullcontext() if options.in_process else open_client(options)
 
 
 def _execute(jobs: Iterator[SceneJob], client: Client | None) -> Iterator[SceneCounts]:
