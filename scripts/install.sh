@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="-e"
+kind=""
 if [ "${1:-}" = "--no-editable" ]; then
     mode=""
+    kind="-no-editable"
     shift
 fi
 extras="${1:-train,dev}"
@@ -16,7 +18,7 @@ python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-stamp=".venv/.geokr-install-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}${mode:+-editable}"
+stamp=".venv/.geokr-install-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}${kind}"
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086  # $mode is empty or one word
