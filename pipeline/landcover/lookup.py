@@ -384,7 +384,8 @@ def land_cover_codes(
             )
         codes = np.where(missing, 0, values).astype(np.int64)
     for v in legend_nodata:
-        missing |= codes == v
+        if v < 0:  # the others are MISSING in the class table already (class_table)
+            missing |= codes == v
     return codes, missing
 
 
@@ -399,13 +400,24 @@ def no_data_codes(tile: TileRecord, legend_nodata: Sequence[int]) -> list[int]:
 def check_codes(
     codes: np.ndarray, missing: np.ndarray, table: np.ndarray, tile: TileRecord
 ) -> None:
-    """Codes the legend does not know (negative ones included) are an error listing them."""
-    present = codes[~missing] if missing.any() else codes.ravel()
-    negative = present < 0
-    found = np.flatnonzero(np.bincount(present[~negative].astype(np.int64)))
+    """Codes the legend does not know (negative ones included) are an error listing them.
+
+    No-data pixels never count as unknown codes; the legend's own no-data codes are
+    MISSING, not UNKNOWN, in ``table``.
+    """
+    if codes.dtype.kind == "u":  # the common case: no copy of the window
+        found = np.flatnonzero(np.bincount(codes.ravel()))
+        if tile.nodata is not None and math.isfinite(tile.nodata):
+            found = found[found != tile.nodata]
+        negative = found[:0]
+    else:
+        present = codes[~missing]
+        below = present < 0
+        found = np.flatnonzero(np.bincount(present[~below].astype(np.int64)))
+        negative = np.unique(present[below])
     big = found[found >= len(table)]
     small = found[found < len(table)]
-    unknown = np.concatenate([np.unique(present[negative]), small[table[small] == UNKNOWN], big])
+    unknown = np.concatenate([negative, small[table[small] == UNKNOWN], big])
     if unknown.size:
         listed = ", ".join(str(int(c)) for c in unknown[:20])
         raise InputError(tile.path, f"codes not in the legend: {listed}")
