@@ -83,7 +83,7 @@ def run_label(cfg: LabelConfig) -> RunReport:
     # The client first: when no batch job starts, nothing has been written.
     with _client(cfg) as client, store.lock("geokr-etl label"), sigterm_as_interrupt():
         index = _index(store, paths, cfg, report)
-        if not len(index.query(store.read("chip_bounds_wgs84"))[0]):
+        if not _overlaps_a_chip(store, index):
             print(f"warning: {', '.join(cfg.sources)}: land cover overlaps no chip of the store; "
                   "nothing labelled", file=sys.stderr)
             report.counts["landcover_overlaps_no_chip"] = 1
@@ -110,6 +110,15 @@ def run_label(cfg: LabelConfig) -> RunReport:
             _append_run(labels, report)
             labels.remove_if_empty()
     return report
+
+
+def _overlaps_a_chip(store: ChipStore, index: TileIndex, step: int = 65536) -> bool:
+    """Whether any tile lies under any chip; stops at the first block that has one."""
+    for lo in range(0, store.n_chips, step):
+        bounds = store.read("chip_bounds_wgs84", slice(lo, min(lo + step, store.n_chips)))
+        if len(index.query(bounds)[0]):
+            return True
+    return False
 
 
 def _index(store: ChipStore, paths: list[Path], cfg: LabelConfig, report: RunReport) -> TileIndex:
