@@ -133,3 +133,24 @@ def test_profile_may_declare_float_and_nodata(tmp_path: Path, dask_client: Clien
     assert (store.read("chip_window")[:, 1] >= 64).all()
     with rasterio.open(scene) as src:
         assert src.nodata is None  # the fill is untagged: only the profile knows it
+
+
+def test_real_sentinel2_reflectance_as_float_geotiff(
+    shared_data: Path, tmp_path: Path, dask_client: Client
+) -> None:
+    """Real Sentinel-2 TOA reflectance (float32, 0-1.3) from the cloud-mask sample, written
+    as a blue-green-red-NIR GeoTIFF (the patch is not georeferenced: a grid is made up),
+    with a NaN hole as a float product marks missing pixels."""
+    img = np.load(shared_data / "cloudmasks" / "sentinel2.npz")["img"][:, :, :4]
+    data = np.ascontiguousarray(img.transpose(2, 0, 1))
+    data[:, :64, :] = np.nan
+    scene = write_raster(tmp_path / "S2_TOA_20190101.tif", data,
+                         transform=Affine(10.0, 0, 500_000.0, 0, -10.0, 3_000_000.0))
+    code, out, store = _tile(tmp_path, scene, dask_client, "--max-cloud", "1")
+    assert code == 0, out
+    record = store.scenes[0]
+    assert record["sensor"] == "bgrn-float" and record["nodata"]["source"] == "none"
+    low, high = record["stretch"]["low"], record["stretch"]["high"]
+    assert all(0 < lo < hi < 1.5 for lo, hi in zip(low, high, strict=True))
+    assert store.scenes[0]["dropped"].get("nodata") == 8  # the NaN row of chips
+    assert store.n_chips > 0 and (store.read("chip_window")[:, 0] >= 64).all()
