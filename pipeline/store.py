@@ -315,6 +315,8 @@ def writer_lock(path: Path, what: str) -> Iterator[None]:
     """
     path.mkdir(parents=True, exist_ok=True)
     try:
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "no write permission", str(path))
         (path / LOCK_GROUP).mkdir(exist_ok=True)
         fd = os.open(path / LOCK_GROUP / "zarr.json", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
