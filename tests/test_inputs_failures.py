@@ -20,6 +20,7 @@ import torch
 from click.testing import CliRunner
 from dask.distributed import Client
 from rasterio.control import GroundControlPoint
+from rasterio.rpc import RPC
 from zarr.storage import LocalStore
 
 from pipeline import store as store_mod
@@ -242,6 +243,7 @@ def test_label_workers_negative(labelled: Path, shared_data: Path) -> None:
     assert result.exit_code == 2 and "-3 is not in the range x>=0" in result.output
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_scene_problems_each_get_their_line(tmp_path: Path, dask_client: Client) -> None:
     five = write_raster(tmp_path / "five.tif", textured(5, 128, 128))
     gcps = tmp_path / "gcps.tif"
@@ -252,13 +254,22 @@ def test_scene_problems_each_get_their_line(tmp_path: Path, dask_client: Client)
                      GroundControlPoint(128, 0, 500_256.0, 3_000_000.0),
                      GroundControlPoint(0, 128, 500_000.0, 2_999_744.0)],
                     rasterio.crs.CRS.from_epsg(32650))
+    rpcs = tmp_path / "rpcs.tif"
+    unit = [1.0] + [0.0] * 19
+    with rasterio.open(rpcs, "w", driver="GTiff", width=128, height=128, count=4,
+                       dtype="uint16") as dst:
+        dst.write(textured(4, 128, 128))
+        dst.rpcs = RPC(0, 1, 25, 0.1, unit, unit, 64, 64, 117, 0.1, unit, unit, 64, 64)
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
     (empty / "notes.txt").write_text("no rasters here")
-    report = run_tile(tmp_path / "s.zarr", [str(five), str(gcps), str(empty)], dask_client,
+    report = run_tile(tmp_path / "s.zarr", [str(five), str(gcps), str(rpcs), str(empty)],
+                      dask_client,
                       TileParams(chip_size=64), "bgrn", progress=False)
     reasons = {f["path"]: f["reason"] for f in report.failures}
     assert reasons[str(five)] == "5 bands, sensor bgrn has 4"
     assert reasons[str(gcps)].startswith("georeferenced by GCPs only (no geotransform)")
+    assert reasons[str(rpcs)] == ("georeferenced by RPCs only (no geotransform); "
+                                  "orthorectify it first (gdalwarp -rpc)")
     assert reasons[str(empty)].startswith("folder holds no rasters")
-    assert report.counts["scenes_failed"] == 3 and ChipStore.open(tmp_path / "s.zarr").n_chips == 0
+    assert report.counts["scenes_failed"] == 4 and ChipStore.open(tmp_path / "s.zarr").n_chips == 0
