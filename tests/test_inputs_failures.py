@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +56,16 @@ def _tile_args(store: Path, client: Client, scenes: list[str]) -> list[str]:
     return args
 
 
-def _disk_full_after(monkeypatch: pytest.MonkeyPatch, commits: int, cls: Any = ChipStore) -> None:
-    """Every store write fails with ENOSPC once ``commits`` commits went through."""
-    real_set, real_commit = LocalStore.set, cls.commit
-    done = {"n": 0}
+def _disk_full(monkeypatch: pytest.MonkeyPatch, full: Callable[[str], bool]) -> None:
+    """Store writes fail with ENOSPC from the moment ``full(key)`` says so."""
+    real_set = LocalStore.set
 
-    def commit(self: Any, *args: Any) -> None:
-        real_commit(self, *args)
-        done["n"] += 1
-
-    async def full(self: LocalStore, key: str, value: Any) -> None:
-        if done["n"] >= commits:
+    async def write(self: LocalStore, key: str, value: Any) -> None:
+        if full(key):
             raise OSError(errno.ENOSPC, "No space left on device", str(Path(self.root) / key))
         await real_set(self, key, value)
 
-    monkeypatch.setattr(cls, "commit", commit)
-    monkeypatch.setattr(LocalStore, "set", full)
+    monkeypatch.setattr(LocalStore, "set", write)
 
 
 def test_disk_full_during_tile(tmp_path: Path, dask_client: Client,
@@ -79,7 +74,14 @@ def test_disk_full_during_tile(tmp_path: Path, dask_client: Client,
     reference = tmp_path / "ref.zarr"
     assert CliRunner().invoke(main, _tile_args(reference, dask_client, scenes)).exit_code == 0
     store = tmp_path / "s.zarr"
-    _disk_full_after(monkeypatch, commits=1)
+    real_commit, commits = ChipStore.commit, []
+
+    def commit(self: ChipStore, *args: Any) -> None:
+        real_commit(self, *args)
+        commits.append(1)
+
+    monkeypatch.setattr(ChipStore, "commit", commit)
+    _disk_full(monkeypatch, lambda key: len(commits) >= 1)  # full once one scene is in
     result = CliRunner().invoke(main, _tile_args(store, dask_client, scenes))
     monkeypatch.undo()
     assert result.exit_code == 2, result.output
@@ -122,7 +124,7 @@ def test_disk_full_during_label(labelled: Path, shared_data: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     assert CliRunner().invoke(main, _label_args(labelled, shared_data, "a")).exit_code == 0
     before = snapshot(labelled)
-    _disk_full_after(monkeypatch, commits=0, cls=LabelSet)
+    _disk_full(monkeypatch, lambda key: key.startswith("labels/b/") and "/c/" in key)
     result = CliRunner().invoke(main, _label_args(labelled, shared_data, "b"))
     monkeypatch.undo()
     assert result.exit_code == 2, result.output
@@ -130,6 +132,7 @@ def test_disk_full_during_label(labelled: Path, shared_data: Path,
     assert "committed: 374 chips of 1 scenes, label sets (chips): a 374; labelled chips " \
            "are committed; rerun the same command to resume" in result.output
     assert label_names(ChipStore.open(labelled)) == ["a"]
+    assert not (labelled / "labels" / "b").exists()  # no empty label set left behind
     kept = {k: v for k, v in snapshot(labelled).items() if k.startswith("labels/a")}
     assert kept == {k: v for k, v in before.items() if k.startswith("labels/a")}
     again = CliRunner().invoke(main, _label_args(labelled, shared_data, "b"))
