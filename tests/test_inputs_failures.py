@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,9 @@ from pipeline.landcover.labelset import LabelSet, label_names
 from pipeline.shards import open_shards
 from pipeline.store import ChipStore
 from pipeline.tiling import TileParams, run_tile
+from tests._train_store import build_store
 from tests.rasters import textured, write_raster
+from training.cli import main as train
 
 
 def snapshot(store: Path) -> dict[str, str]:
@@ -276,3 +279,22 @@ def test_scene_problems_each_get_their_line(tmp_path: Path, dask_client: Client)
                                   "orthorectify it first (gdalwarp -rpc)")
     assert reasons[str(empty)].startswith("folder holds no rasters")
     assert report.counts["scenes_failed"] == 4 and ChipStore.open(tmp_path / "s.zarr").n_chips == 0
+
+
+def test_training_stops_with_the_corrupt_shard_named(tmp_path: Path) -> None:
+    """Through the trainer's loader worker process, as a real run reads chips."""
+    store = tmp_path / "s.zarr"
+    build_store(store, n_scenes=2, chips_per_scene=20, chip_size=16)
+    for shard in sorted((store / "chips" / "c").glob("*/0/0/0")):
+        raw = bytearray(shard.read_bytes())
+        payload = len(raw) - 16 * 16 - 4  # 16 chips a shard: keep the index and its CRC
+        shard.write_bytes(bytes(payload) + bytes(raw[payload:]))
+    result = CliRunner().invoke(train, [
+        "--store", str(store), "--out", str(tmp_path / "run"), "--arch", "mobilenet_v3_small",
+        "--batch-size", "4", "--precision", "fp32", "--workers", "1", "--device", "cpu",
+        "--epochs", "1", "--norm", "imagenet"])
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: {re.escape(str(store))}/chips/c/\d/0/0/0: corrupt shard "
+                        r"\(chips \d+-\d+\): chip \d+ is damaged \(its size disagrees\)", last)
+    assert "Traceback" not in result.output
