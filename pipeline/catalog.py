@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,18 @@ from pipeline.errors import InputError
 
 
 def catalog_dir() -> Path:
-    """``$GEOKR_CATALOGS`` if set, else the repository's ``catalogs/``."""
+    """``$GEOKR_CATALOGS`` if set, else the installed ``catalogs`` package (package data
+    of the wheel; the repository's ``catalogs/`` in an editable install or a checkout)."""
     env = os.environ.get("GEOKR_CATALOGS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "catalogs"
+    if env:
+        return Path(env)
+    try:
+        installed = Path(str(importlib.resources.files("catalogs")))
+    except ModuleNotFoundError:  # an editable install made before catalogs was a package
+        installed = None
+    if installed is not None and (installed / "sensors").is_dir():
+        return installed
+    return Path(__file__).resolve().parents[1] / "catalogs"
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from pipeline.errors import InputError
+from pipeline.nodata import NodataChoice, NodataRule
 from pipeline.sensors import SUPPORTED_DTYPES, SensorProfile, infer_profile
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img", ".ntf", ".nitf"}
@@ -40,6 +41,15 @@ def expand_scenes(patterns: list[str]) -> tuple[list[str], list[str]]:
             missing.append(pattern)
         found.extend(str(Path(h).resolve()) for h in hits)
     return list(dict.fromkeys(found)), missing
+
+
+def missing_reason(pattern: str) -> str:
+    """Why a ``--scenes`` pattern gave no scene."""
+    p = Path(pattern)
+    if p.is_dir():
+        suffixes = ", ".join(sorted(RASTER_SUFFIXES))
+        return f"folder holds no rasters (searched recursively for {suffixes})"
+    return "no such file, folder or glob match"
 
 
 def fingerprint(path: str) -> str:
@@ -114,6 +124,7 @@ class SceneInfo:
     sensor: SensorProfile
     acquired: str | None
     fingerprint: str
+    nodata: NodataRule = dataclasses.field(default_factory=NodataRule)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -126,6 +137,7 @@ class SceneInfo:
             "transform": list(self.transform),
             "acquired": self.acquired,
             "fingerprint": self.fingerprint,
+            "nodata": self.nodata.to_dict(),
         }
 
 
@@ -141,16 +153,22 @@ def inspect_scene(
     sensor: SensorProfile | None,
     profiles: list[SensorProfile],
     known_fingerprint: str | None = None,
+    nodata: NodataChoice | None = None,
 ) -> SceneInfo:
     """Open and check one scene; any problem is an :class:`InputError` naming it.
 
-    ``known_fingerprint`` spares re-reading the file when the caller already has it.
+    ``known_fingerprint`` spares re-reading the file when the caller already has it;
+    ``nodata`` is the run's ``--nodata`` (None: the file's tag, else the profile's).
     """
     if not Path(path).exists():
         raise InputError(path, "file does not exist")
+    if Path(path).is_dir():
+        raise InputError(path, "is a folder, not a raster")
     try:
         with rasterio.open(path) as src:
-            return _check(path, src, sensor, profiles, known_fingerprint or fingerprint(path))
+            info = _check(path, src, sensor, profiles, known_fingerprint or fingerprint(path))
+            rule = NodataRule.resolve(src, info.sensor.rgb, info.sensor.nodata, nodata)
+            return dataclasses.replace(info, nodata=rule)
     except RasterioIOError as e:
         raise InputError(path, f"unreadable or not a raster ({_first_line(e)})") from None
 
@@ -162,25 +180,36 @@ def _check(
     profiles: list[SensorProfile],
     content_fingerprint: str,
 ) -> SceneInfo:
+    t = src.transform
+    if t.is_identity and (src.gcps[0] or src.rpcs is not None):
+        kind = "GCPs" if src.gcps[0] else "RPCs"
+        raise InputError(
+            path, f"georeferenced by {kind} only (no geotransform); "
+            f"orthorectify it first (gdalwarp{' -rpc' if kind == 'RPCs' else ''})",
+        )
     if src.crs is None:
         raise InputError(path, "no CRS")
-    t = src.transform
-    if t.is_identity and not src.gcps[0]:
-        raise InputError(path, "no geotransform")
     if t.is_identity:
-        raise InputError(path, "georeferenced by GCPs/RPCs only; orthorectify it first (gdalwarp)")
+        raise InputError(path, "no geotransform")
     if t.b != 0 or t.d != 0:
         raise InputError(path, "rotated geotransform; warp it to a north-up grid first")
     dtype = src.dtypes[0]
     if dtype not in SUPPORTED_DTYPES or len(set(src.dtypes)) != 1:
-        raise InputError(path, f"unsupported dtype {','.join(set(src.dtypes))} (uint8 or uint16)")
+        raise InputError(
+            path,
+            f"unsupported dtype {','.join(sorted(set(src.dtypes)))} "
+            f"({', '.join(SUPPORTED_DTYPES)}, one for every band)",
+        )
     res_m = resolution_in_metres(src)
     profile = sensor or infer_profile(path, src.count, dtype, res_m, profiles)
     if src.count < max(profile.rgb):
         raise InputError(
             path, f"{src.count} bands, sensor {profile.name} needs band {max(profile.rgb)}"
         )
-    if dtype != profile.dtype:
+    if src.count not in profile.band_counts:
+        counts = " or ".join(map(str, profile.band_counts))
+        raise InputError(path, f"{src.count} bands, sensor {profile.name} has {counts}")
+    if not profile.accepts(dtype):
         raise InputError(path, f"dtype {dtype}, sensor {profile.name} expects {profile.dtype}")
     if not all(math.isfinite(v) for v in t.to_gdal()):
         raise InputError(path, "non-finite geotransform")

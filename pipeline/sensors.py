@@ -12,8 +12,14 @@ from typing import Any
 from pipeline.catalog import entries, load_yaml, resolve
 from pipeline.errors import InputError
 
-SUPPORTED_DTYPES = ("uint8", "uint16")
+SUPPORTED_DTYPES = ("uint8", "uint16", "float32", "float64")
+FLOAT_DTYPES = ("float32", "float64")
 RESOLUTION_TOLERANCE = 0.25
+
+
+def dtype_family(dtype: str) -> str:
+    """A float profile fits float32 and float64 scenes alike (both are stretched the same)."""
+    return "float" if dtype in FLOAT_DTYPES else dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +32,7 @@ class SensorProfile:
     dtype: str
     bit_depth: int
     resolution_m: float | None
+    nodata: float | None = None  # fill value of products that carry no nodata tag
 
     @classmethod
     def from_file(cls, path: Path) -> SensorProfile:
@@ -42,6 +49,7 @@ class SensorProfile:
                 dtype=str(doc["dtype"]),
                 bit_depth=int(doc["bit_depth"]),
                 resolution_m=_opt_float(doc.get("resolution_m")),
+                nodata=_opt_float(doc.get("nodata")),
             )
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise InputError(path, f"invalid sensor profile ({type(e).__name__}: {e})") from None
@@ -52,7 +60,10 @@ class SensorProfile:
         return profile
 
     def matches(self, count: int, dtype: str) -> bool:
-        return count in self.band_counts and dtype == self.dtype
+        return count in self.band_counts and self.accepts(dtype)
+
+    def accepts(self, dtype: str) -> bool:
+        return dtype_family(dtype) == dtype_family(self.dtype)
 
     def resolution_matches(self, resolution_m: float) -> bool:
         if self.resolution_m is None:

@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 from numcodecs import Blosc
 
+from pipeline.errors import InputError
+
 EMPTY = np.uint64(2**64 - 1)
 CRC_BYTES = 4
+BLOSC_HEADER = 16  # bytes 12-16 hold the compressed size
 
 
 class ShardReader:
@@ -48,11 +51,27 @@ class ShardReader:
                 self._index[shard] = None  # an all-fill shard is never written
                 return None
             size = os.fstat(fd).st_size
+            if size < self.index_bytes:
+                os.close(fd)
+                raise self._corrupt(shard, f"{size} bytes, shorter than its index")
             raw = os.pread(fd, self.index_bytes, size - self.index_bytes)
-            self._index[shard] = np.frombuffer(raw[: self.shard_chips * 16], "<u8").reshape(-1, 2)
+            table = np.frombuffer(raw[: self.shard_chips * 16], "<u8").reshape(-1, 2)
+            offset, nbytes = table[table[:, 0] != EMPTY].T
+            limit = np.uint64(size - self.index_bytes)
+            if ((offset > limit) | (nbytes > limit - np.minimum(offset, limit))).any():
+                os.close(fd)
+                raise self._corrupt(shard, "its index points past the end of the file")
+            self._index[shard] = table
             self._fds[shard] = fd
         index = self._index[shard]
         return None if index is None else (self._fds[shard], index)
+
+    def _corrupt(self, shard: int, why: str) -> InputError:
+        """One line naming the shard file and the chips it holds (a rerun of tile cannot
+        repair committed chips: restore the store from a copy, or tile into a new one)."""
+        lo = shard * self.shard_chips
+        return InputError(self._shard_path(shard),
+                          f"corrupt shard (chips {lo}-{lo + self.shard_chips - 1}): {why}")
 
     def read_one(self, chip: int, out: np.ndarray) -> None:
         shard, inner = divmod(chip, self.shard_chips)
@@ -66,7 +85,12 @@ class ShardReader:
             out[...] = 0
             return
         raw = os.pread(fd, int(nbytes), int(offset))
-        self.blosc.decode(raw, out=out.reshape(-1))
+        if len(raw) < BLOSC_HEADER or int.from_bytes(raw[12:16], "little") != len(raw):
+            raise self._corrupt(shard, f"chip {chip} is damaged (its size disagrees)")
+        try:
+            self.blosc.decode(raw, out=out.reshape(-1))
+        except (RuntimeError, ValueError) as e:
+            raise self._corrupt(shard, f"chip {chip} cannot be decoded ({e})") from None
 
     def read(self, chips: np.ndarray) -> np.ndarray:
         out = np.empty((len(chips), *self.chip_shape), np.uint8)

@@ -150,11 +150,11 @@ def sample_chips(a: LabelArrays, n: int, seed: int = 0) -> list[int]:
 
 
 def label_index(labels: LabelSet) -> TileIndex:
-    """The tiles the label set was made from (the store's cached index is reused)."""
+    """The tiles the label set was made from (the store's cached index is read, never written)."""
     from pipeline.landcover.run import index_path
 
     paths = expand_sources(labels.header["parameters"]["sources"])
-    return build_index(paths, cache=index_path(labels.store.path, paths))
+    return build_index(paths, cache=index_path(labels.store.path, paths), write_cache=False)
 
 
 def sample_figure(

@@ -23,6 +23,7 @@ driver) ever writes, so no two tasks can write the same chunk or shard.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import json
 import os
@@ -42,7 +43,9 @@ from pipeline.errors import InputError
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"
-LOCK_NAME = ".geokr.lock"
+LOCK_GROUP = ".geokr_writer"  # the writer lock: an empty zarr group, so zarr readers see no junk
+LEGACY_LOCK = ".geokr.lock"  # the lock file of stores written before
+_LOCK_BYTES = 1024
 DEFAULT_SHARD_CHIPS = 256
 VECTOR_CHUNK = 65536
 
@@ -145,7 +148,22 @@ class ChipStore:
             raise InputError(
                 p, f"store schema version {version}, this software reads {SCHEMA_VERSION}"
             )
+        store.check_arrays()
         return store
+
+    def check_arrays(self) -> None:
+        """Every per-chip array opens, and holds the committed chips: a damaged
+        ``<array>/zarr.json`` is one line naming it, not a traceback from deep in zarr."""
+        n = self.n_chips
+        for name in chip_specs(self.chip_size):
+            where = self.path / name / "zarr.json"
+            try:
+                arr = self.group[name]
+            except Exception as e:  # zarr raises many types on a damaged document
+                raise InputError(where, f"corrupt array metadata ({_first_line(e)}); "
+                                 f"the {n} committed chips cannot be read") from None
+            if not isinstance(arr, zarr.Array) or arr.shape[0] < n:
+                raise InputError(where, f"array does not hold the {n} committed chips")
 
     @classmethod
     def create(
@@ -290,19 +308,71 @@ class ChipWriter:
 
 @contextmanager
 def writer_lock(path: Path, what: str) -> Iterator[None]:
+    """An OS lock on ``STORE/.geokr_writer/zarr.json``, released if the holder dies.
+
+    The file is a valid (fixed-size, whitespace-padded) zarr group document that
+    names the holder, so plain ``zarr.open_group`` readers see a member, not junk.
+    """
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "no write permission", str(path))
+        (path / LOCK_GROUP).mkdir(exist_ok=True)
+        fd = os.open(path / LOCK_GROUP / "zarr.json", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise InputError(path, f"store is read-only ({e.strerror}); tile, label and "
+                             "consolidate write into it (stats only reads)") from None
+        raise
+    try:
+        _flock(fd, path)
+        _release_legacy_lock(path)
+        os.pwrite(fd, _lock_document(f"{what} (pid {os.getpid()} on {socket.gethostname()})"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _flock(fd: int, path: Path) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise InputError(path, f"store is being written by {_holder(fd)}; wait for it") from None
+
+
+def _lock_document(holder: str) -> bytes:
+    doc = json.dumps({"zarr_format": 3, "node_type": "group",
+                      "attributes": {"geokr_writer": holder[: _LOCK_BYTES - 200]}})
+    return doc.encode().ljust(_LOCK_BYTES)
+
+
+def _holder(fd: int) -> str:
+    try:
+        return str(json.loads(os.pread(fd, _LOCK_BYTES, 0))["attributes"]["geokr_writer"])
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def _release_legacy_lock(path: Path) -> None:
+    """A store written before keeps its lock file: take it too (an older writer may hold
+    it), then remove it."""
+    legacy = path / LEGACY_LOCK
+    if not legacy.is_file():
+        return
+    fd = os.open(legacy, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             raise InputError(path, f"store is being written by {holder}; wait for it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{what} (pid {os.getpid()} on {socket.gethostname()})".encode(), 0)
-        yield
+        legacy.unlink()
     finally:
         os.close(fd)
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
 
 
 def _create_chip_array(

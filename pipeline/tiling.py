@@ -18,7 +18,6 @@ import rasterio
 from affine import Affine
 from dask.distributed import Client, Future
 from rasterio.crs import CRS
-from rasterio.enums import MaskFlags
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from tqdm import tqdm
@@ -26,9 +25,17 @@ from tqdm import tqdm
 from pipeline.errors import InputError
 from pipeline.filters import FilterParams, drop_reason, gray
 from pipeline.hpc.parts import Part, part_store_path, select_part
+from pipeline.nodata import NodataChoice
 from pipeline.radiometry import Stretch, compute_stretch
 from pipeline.report import RunReport, sigterm_as_interrupt
-from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene, open_cached
+from pipeline.scenes import (
+    SceneInfo,
+    expand_scenes,
+    fingerprint,
+    inspect_scene,
+    missing_reason,
+    open_cached,
+)
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
 from pipeline.store import ChipBatch, ChipStore
 from pipeline.windows import chip_rows, gdal_transform, strip_window
@@ -48,9 +55,11 @@ class TileParams:
     shard_chips: int = 256
     retries: int = 2  # a task whose worker died (walltime, node failure) runs again
     gdal_cache_mb: int = 256  # GDAL's default (5 % of RAM) grows past a worker's budget
+    nodata: NodataChoice | None = None  # --nodata; None: the file's tag, else the profile's
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        nodata = None if self.nodata is None else str(self.nodata)
+        return dataclasses.asdict(self) | {"nodata": nodata}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,9 +97,9 @@ def prepare_scene(
 ) -> ScenePlan | InputError:
     """Check the scene, compute its stretch and its chip windows."""
     try:
-        info = inspect_scene(path, sensor, profiles, known_fingerprint)
+        info = inspect_scene(path, sensor, profiles, known_fingerprint, params.nodata)
         with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20), rasterio.open(path) as src:
-            stretch = compute_stretch(src, info.sensor.rgb, params.percentiles)
+            stretch = compute_stretch(src, info.sensor.rgb, params.percentiles, info.nodata)
         if stretch is None:
             return InputError(path, "all nodata (no valid pixel in the sample)")
         rows = chip_rows(info.height, info.width, params.chip_size, params.overlap)
@@ -116,7 +125,7 @@ def tile_part(
         with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20):
             src = open_cached(info.path)
             data = src.read(info.sensor.rgb, window=strip)
-            valid = _valid_pixels(src, info.sensor.rgb, strip)
+            valid = _valid_pixels(src, info, strip, data)
     except Exception as e:
         return InputError(info.path, f"read failed at {strip} ({str(e).splitlines()[0]})")
     rgb = stretch.apply(data)
@@ -126,14 +135,10 @@ def tile_part(
 
 
 def _valid_pixels(
-    src: rasterio.DatasetReader, bands: tuple[int, ...], window: Window
+    src: rasterio.DatasetReader, info: SceneInfo, window: Window, data: np.ndarray
 ) -> np.ndarray:
-    """GDAL semantics: a pixel is nodata only when every band is; skip reading trivial masks."""
-    shape = (int(window.height), int(window.width))
-    flags = [src.mask_flag_enums[b - 1] for b in bands]
-    if all(f == [MaskFlags.all_valid] for f in flags):
-        return np.ones(shape, bool)
-    return src.read_masks(bands, window=window).max(axis=0) > 0
+    """GDAL semantics: a pixel is nodata only when every band is (:mod:`pipeline.nodata`)."""
+    return info.nodata.valid(src, info.sensor.rgb, window, data)
 
 
 def _cut(
@@ -427,7 +432,7 @@ def run_tile(
         paths = select_part(paths, part)
         store_path = part_store_path(Path(store_path), part)
     for pattern in missing:
-        report.fail(pattern, "no such file, folder or glob match")
+        report.fail(pattern, missing_reason(pattern))
     store = ChipStore.open_or_create(store_path, params.chip_size, params.shard_chips)
     with store.lock("geokr-etl tile"), sigterm_as_interrupt():
         store.recover()

@@ -13,7 +13,7 @@ from pipeline.catalog import entries, load_yaml
 from pipeline.errors import InputError
 from pipeline.hpc.config import ClusterConfig, load_cluster_config, walltime_seconds
 from pipeline.hpc.jobqueue import cluster_kwargs, make_cluster
-from pipeline.hpc.options import cluster_options, open_client
+from pipeline.hpc.options import ClusterOptions, cluster_options, open_client
 
 
 def write(tmp_path: Path, doc: dict[str, object]) -> Path:
@@ -112,22 +112,22 @@ def test_no_submit_command_on_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, command: str
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(InputError) as e, open_client(None, None, kind, None, 2):
+    with pytest.raises(InputError) as e, open_client(ClusterOptions(cluster=kind, jobs=2)):
         pass
     assert str(e.value).startswith(f"{command}: not found on PATH; --cluster {kind} must run")
 
 
 def test_option_combinations_refused() -> None:
     with pytest.raises(InputError, match="need --cluster"), open_client(
-        None, None, None, "x", None
+        ClusterOptions(config="x")
     ):
         pass
     with pytest.raises(InputError, match="either --scheduler"), open_client(
-        None, "tcp://h:8786", "slurm", None, None
+        ClusterOptions(scheduler="tcp://h:8786", cluster="slurm")
     ):
         pass
     with pytest.raises(InputError, match=r"^--workers: sizes the embedded cluster"), open_client(
-        4, None, "slurm", None, None
+        ClusterOptions(workers=4, cluster="slurm")
     ):
         pass
 
@@ -143,7 +143,7 @@ def test_cluster_options_decorator() -> None:
     runner = CliRunner()
     result = runner.invoke(cmd, ["--cluster", "slurm", "--cluster-config", "site", "--jobs", "4"])
     assert result.exit_code == 0, result.output
-    assert seen == {"cluster": "slurm", "cluster_config": "site", "jobs": 4}
+    assert seen == {"cluster": ClusterOptions(cluster="slurm", config="site", jobs=4)}
     result = runner.invoke(cmd, ["--cluster", "lsf"])
     assert result.exit_code == 2
     assert "'lsf' is not one of 'slurm', 'pbs'" in result.output

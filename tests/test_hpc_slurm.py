@@ -27,7 +27,7 @@ from dask.distributed import Client
 
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
-from pipeline.hpc.options import open_client
+from pipeline.hpc.options import ClusterOptions, open_client
 from pipeline.store import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
 from tests._train_store import build_store
@@ -98,7 +98,7 @@ def job_id_and_square(x: int) -> tuple[str, int]:
 
 def test_dask_work_runs_inside_slurm_jobs(slurm: Path, tmp_path: Path) -> None:
     config = site_config(tmp_path, job_name="geokr-test-basic")
-    with open_client(None, None, "slurm", str(config), 2) as client:
+    with open_client(ClusterOptions(cluster="slurm", config=str(config), jobs=2)) as client:
         results = client.gather(client.map(job_id_and_square, range(40)))
     assert [r[1] for r in results] == [x * x for x in range(40)]
     job_ids = {r[0] for r in results}
@@ -111,7 +111,9 @@ def test_job_that_never_starts_gives_one_line_and_is_cancelled(
 ) -> None:
     config = site_config(tmp_path, job_name="geokr-test-pending", start_timeout=4,
                          job_extra_directives=["--begin=now+3600"])
-    with pytest.raises(InputError) as e, open_client(None, None, "slurm", str(config), 1):
+    with pytest.raises(InputError) as e, open_client(
+        ClusterOptions(cluster="slurm", config=str(config), jobs=1)
+    ):
         pytest.fail("the client must not open")
     message = str(e.value)
     assert message.startswith(f"{config}: no slurm worker job started within 4 s (job ")
@@ -130,7 +132,7 @@ def test_cancelled_worker_job_is_replaced_and_no_task_is_lost(
 ) -> None:
     config = site_config(tmp_path, job_name="geokr-test-scancel", adaptive=False)
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}), open_client(
-        None, None, "slurm", str(config), 2
+        ClusterOptions(cluster="slurm", config=str(config), jobs=2)
     ) as client:
         client.wait_for_workers(2, timeout=60)
         futures = client.map(slow_square, range(20))
@@ -194,7 +196,7 @@ def test_tile_on_slurm_workers_equals_the_embedded_run(
     slurm: Path, tmp_path: Path, scenes: list[str], reference: Path
 ) -> None:
     config = site_config(tmp_path, job_name="geokr-test-tile")
-    with open_client(None, None, "slurm", str(config), 2) as client:
+    with open_client(ClusterOptions(cluster="slurm", config=str(config), jobs=2)) as client:
         report = run_tile(tmp_path / "s.zarr", scenes, client, TILE_PARAMS, "bgrn", progress=False)
     assert report.counts["scenes_done"] == len(scenes)
     assert_same_store(tmp_path / "s.zarr", reference)
@@ -218,7 +220,7 @@ def test_worker_job_cancelled_mid_tile_loses_and_duplicates_no_chip(
             time.sleep(0.05)
 
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}), open_client(
-        None, None, "slurm", str(config), 2
+        ClusterOptions(cluster="slurm", config=str(config), jobs=2)
     ) as client:
         client.wait_for_workers(2, timeout=60)
         killer = threading.Thread(target=cancel_one_busy_job, args=(client,), daemon=True)

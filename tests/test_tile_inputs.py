@@ -85,8 +85,8 @@ def _bad_scenes(tmp: Path) -> dict[str, tuple[Path, str]]:
             "2 bands, sensor bgrn needs band 3",
         ),
         "float": (
-            write_raster(tmp / "float.tif", ok.astype("float32")),
-            "unsupported dtype float32",
+            write_raster(tmp / "float.tif", ok.astype("int32")),
+            "unsupported dtype int32",
         ),
         "allnodata": (write_raster(tmp / "allnodata.tif", nodata, nodata=65535), "all nodata"),
         "small": (

@@ -6,13 +6,12 @@ MASTER_ADDR/MASTER_PORT exported); this command never spawns processes itself.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline.errors import InputError
+from pipeline.clierrors import error_policy
 from training.config import PRECISIONS, TrainConfig
 from training.distributed import detect
 
@@ -64,22 +63,16 @@ def default(name: str) -> Any:
               help="Normalisation statistics: measured on training chips, or ImageNet's.")
 @click.option("--epoch-size", type=int, default=None,
               help="Chips drawn per epoch (default: the number of training chips).")
+@error_policy("the last checkpoint is kept; rerun with --resume to continue")
 def main(compile_: bool, **kwargs: Any) -> None:
     """Pre-train a backbone with GeoKR (Li et al. 2021) on land-cover proportions."""
     try:
         cfg = TrainConfig(compile=compile_, **kwargs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    from training.loop import NonFiniteLoss, train
+    from training.loop import train
 
-    try:
-        metrics = train(cfg)
-    except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except NonFiniteLoss as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(3)
+    metrics = train(cfg)
     if detect().is_main:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         click.echo(f"done: {cfg.out} ({shown})", err=True)

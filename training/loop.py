@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NonFiniteError
 from training import checkpoint as ckpt
 from training import distributed as dist
 from training.augment import GpuAugment, step_generator
@@ -58,7 +58,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 NORM_SAMPLE = 2048
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(NonFiniteError):
     def __init__(self, step: int, kept: Path | None) -> None:
         where = f"last good checkpoint kept: {kept}" if kept else "no checkpoint written yet"
         super().__init__(f"loss became non-finite at step {step}; training stopped ({where})")

@@ -1,20 +1,27 @@
 """``geokr-etl label``: land-cover proportion vectors for every chip of a store.
 
-Exit status: 0 done; 1 done, but some land-cover rasters were unusable and left
-out; 2 nothing (more) could be done (bad store, locked, bad option or legend);
-130 interrupted (labelled chips are committed, rerun to resume).
+Exit status (:mod:`pipeline.clierrors`): 0 done; 1 done, but some land-cover
+rasters were unusable and left out, or the land cover overlaps no chip; 2
+nothing (more) could be done (bad store, locked or read-only, bad option or
+legend, bad codes, disk full); 130 interrupted (labelled chips are committed,
+rerun to resume).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from pipeline.errors import InputError
-from pipeline.hpc import cluster_options
+from pipeline.clierrors import ExitCode, error_policy, store_state
+from pipeline.hpc import ClusterOptions, cluster_options
 from pipeline.landcover.run import LabelConfig, run_label
+
+
+def _json_path(value: Path | None) -> Path | None:
+    if value is not None and value.suffix != ".json":
+        raise click.BadParameter(f"{value}: the tile catalog is a .json file")
+    return value
 
 
 @click.command()
@@ -36,7 +43,7 @@ from pipeline.landcover.run import LabelConfig, run_label
     "--classes", default="paper", show_default=True,
     help="paper (8 classes, no tundra/shrubland), all (10), or GlobeLand30 codes '10,20,60'.",
 )
-@click.option("--min-labeled", default=0.5, show_default=True, type=float,
+@click.option("--min-labeled", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Chips with a smaller labelled share of their area are invalid.")
 @click.option("--oversample", default=8, show_default=True, type=click.IntRange(1),
               help="Samples per land-cover pixel width when subsampling chip pixels.")
@@ -46,15 +53,16 @@ from pipeline.landcover.run import LabelConfig, run_label
               help="Local dask workers (default: all cores; 0: no dask, this process).")
 @click.option("--scheduler", default=None, help="Address of a running dask scheduler.")
 @cluster_options
-@click.option("--tile-index", type=click.Path(path_type=Path), default=None,
-              help="JSON tile catalog to reuse or write (default: kept in the store).")
+@click.option("--tile-index", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              callback=lambda _c, _p, v: _json_path(v),
+              help="JSON tile catalog (.json) to reuse or write (default: kept in the store).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@error_policy("labelled chips are committed; rerun the same command to resume", store_state)
 def label(
     store: Path, gl30: Path | None, landcover: tuple[str, ...], legend: str | None,
     name: str | None, classes: str, min_labeled: float, oversample: int, step: int | None,
-    workers: int | None, scheduler: str | None, cluster: str | None, cluster_config: str | None,
-    jobs: int | None, tile_index: Path | None, quiet: bool,
-) -> None:
+    cluster: ClusterOptions, tile_index: Path | None, quiet: bool,
+) -> ExitCode:
     """Label chips with the proportion of each land-cover class on their ground."""
     if bool(gl30) == bool(landcover):
         raise click.UsageError("give either --globeland30 DIR or --landcover PATH ... --legend")
@@ -63,19 +71,13 @@ def label(
     cfg = LabelConfig(
         store=store, sources=[str(gl30)] if gl30 else list(landcover),
         legend=legend or "globeland30", name=name, classes=classes, min_labeled=min_labeled,
-        oversample=oversample, step=step, workers=workers, scheduler=scheduler,
-        cluster=cluster, cluster_config=cluster_config, jobs=jobs,
+        oversample=oversample, step=step, workers=cluster.workers, scheduler=cluster.scheduler,
+        cluster=cluster.cluster, cluster_config=cluster.config, jobs=cluster.jobs,
         progress=not quiet, tile_index=tile_index,
     )
-    try:
-        report = run_label(cfg)
-    except InputError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    report = run_label(cfg)
     click.echo(report.summary("chips_labelled"))
     if report.interrupted:
-        click.echo("interrupted: labelled chips are committed; rerun the same command to resume",
-                   err=True)
-        sys.exit(130)
-    if report.counts["tiles_failed"]:
-        sys.exit(1)
+        return ExitCode.INTERRUPTED
+    partial = report.counts["tiles_failed"] or report.counts["landcover_overlaps_no_chip"]
+    return ExitCode.PARTIAL if partial else ExitCode.OK

@@ -1,21 +1,38 @@
 """``geokr-etl tile``.
 
-Exit status: 0 every scene tiled (or already in the store); 1 some scenes
-failed (the others are in the store); 2 nothing could be done (bad store,
-store locked, bad option); 130 interrupted (finished scenes are committed,
-rerun to resume).
+Exit status (:mod:`pipeline.clierrors`): 0 every scene tiled (or already in
+the store); 1 some scenes failed (the others are in the store); 2 nothing
+(more) could be done (bad store, store locked or read-only, bad option, disk
+full); 130 interrupted (finished scenes are committed, rerun to resume).
 """
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from pipeline.errors import InputError
+from pipeline.clierrors import ExitCode, error_policy, store_state
 from pipeline.filters import FilterParams
-from pipeline.hpc import Part, cluster_options, open_client, part_option
+from pipeline.hpc import ClusterOptions, Part, cluster_options, open_client, part_option
+from pipeline.nodata import NodataChoice
 from pipeline.tiling import TileParams, run_tile
+
+RESUME = "finished scenes are committed; rerun the same command to resume"
+
+
+def _stretch(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[float, float]
+) -> tuple[float, float]:
+    low, high = value
+    if not 0 <= low < high <= 100:
+        raise click.BadParameter(f"{low:g} {high:g}: need 0 <= LOW < HIGH <= 100")
+    return low, high
+
+
+def _nodata(_ctx: click.Context, _param: click.Parameter, value: str | None) -> NodataChoice | None:
+    try:
+        return None if value is None else NodataChoice.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @click.command()
@@ -72,7 +89,18 @@ from pipeline.tiling import TileParams, run_tile
     type=float,
     default=(2.0, 98.0),
     show_default=True,
-    help="Percentiles of the per-scene 16-bit → 8-bit stretch.",
+    callback=_stretch,
+    metavar="LOW HIGH",
+    help="Percentiles of the per-scene 16-bit/float → 8-bit stretch.",
+)
+@click.option(
+    "--nodata",
+    default=None,
+    metavar="VALUE|none",
+    callback=_nodata,
+    help="Fill value: a pixel whose RGB bands all hold it is nodata (stretch, mask, "
+    "filter). Default: the file's nodata tag, else the sensor profile's (0 for Gaofen, "
+    "Landsat, Sentinel-2); 'none': no value is nodata.",
 )
 @click.option(
     "--shard-chips",
@@ -105,6 +133,7 @@ from pipeline.tiling import TileParams, run_tile
 @cluster_options
 @part_option
 @click.option("--progress/--no-progress", default=True)
+@error_policy(RESUME, store_state)
 def tile(
     scenes: tuple[str, ...],
     store: str,
@@ -116,17 +145,14 @@ def tile(
     max_nodata: float,
     low_contrast: float,
     stretch: tuple[float, float],
+    nodata: NodataChoice | None,
     shard_chips: int,
     commit_interval: float,
     gdal_cache_mb: int,
-    workers: int | None,
-    scheduler: str | None,
-    cluster: str | None,
-    cluster_config: str | None,
-    jobs: int | None,
+    cluster: ClusterOptions,
     part: Part | None,
     progress: bool,
-) -> None:
+) -> ExitCode:
     """Cut scenes into overlapping chips, drop cloudy/low-contrast/nodata ones, store them."""
     params = TileParams(
         chip_size=chip_size,
@@ -136,17 +162,9 @@ def tile(
         commit_interval=commit_interval,
         shard_chips=shard_chips,
         gdal_cache_mb=gdal_cache_mb,
+        nodata=nodata,
     )
-    try:
-        with open_client(workers, scheduler, cluster, cluster_config, jobs) as client:
-            report = run_tile(store, list(scenes), client, params, sensor, progress, part)
-    except InputError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo(
-            "interrupted: finished scenes are committed; rerun the same command to resume", err=True
-        )
-        sys.exit(130)
+    with open_client(cluster) as client:
+        report = run_tile(store, list(scenes), client, params, sensor, progress, part)
     click.echo(report.summary("chips_written"))
-    sys.exit(1 if report.counts["scenes_failed"] else 0)
+    return ExitCode.PARTIAL if report.counts["scenes_failed"] else ExitCode.OK

@@ -30,11 +30,16 @@ ARRAYS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def label_names(store: ChipStore) -> list[str]:
+    """Label sets that committed a chip: a set whose first run failed or was killed
+    before its first commit holds nothing and must not pass for one."""
     if GROUP not in store.group:
         return []
     group = store.group[GROUP]
     assert isinstance(group, zarr.Group)
-    return sorted(k for k, v in group.members() if isinstance(v, zarr.Group) and ATTR in v.attrs)
+    sets = {k: v.attrs[ATTR] for k, v in group.members()
+            if isinstance(v, zarr.Group) and ATTR in v.attrs}
+    return sorted(k for k, doc in sets.items()
+                  if isinstance(doc, dict) and doc.get("n_chips", 0) > 0)
 
 
 class LabelSet:
@@ -78,9 +83,8 @@ class LabelSet:
         """
         if name in label_names(store):
             labels = cls.open(store, name)
-            if labels.n_chips > 0:
-                _check_same(labels, header)
-                return labels
+            _check_same(labels, header)
+            return labels
         root = store.group.require_group(GROUP)
         group = root.create_group(name, overwrite=True)
         k = len(header["classes"])
@@ -93,6 +97,13 @@ class LabelSet:
         doc = {**json.loads(json.dumps(dict(header))), "n_chips": 0, "tiles": [], "runs": []}
         group.attrs[ATTR] = doc
         return cls(store, name, group)
+
+    def remove_if_empty(self) -> None:
+        """Delete a set that never committed a chip: it must not pass for a label set."""
+        if self.n_chips == 0:
+            root = self.store.group[GROUP]
+            assert isinstance(root, zarr.Group)
+            del root[self.name]
 
     def array(self, name: str) -> zarr.Array:
         arr = self.group[name]

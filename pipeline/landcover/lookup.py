@@ -139,7 +139,7 @@ def _batch_counts(
         win = grid.window(tile)
         if win is None:
             continue
-        padded = _read_classes(readers.get(tile.path), tile, win, job.lut, table)
+        padded = _read_classes(readers.get(tile.path), tile, win, table, job.nodata)
         used[tile.path] += len(local)
         runs = grid.separable & ~multi[local]
         if runs.any():
@@ -339,18 +339,54 @@ def transformer(src_wkt: str, dst_wkt: str) -> Transformer:
 
 
 def _read_classes(
-    ds: Any, tile: TileRecord, win: Window4, lut: np.ndarray, table: np.ndarray
+    ds: Any, tile: TileRecord, win: Window4, table: np.ndarray, legend_nodata: Sequence[int]
 ) -> np.ndarray:
     """Class indices of the window, with a one-cell MISSING border (see ``_cell``)."""
     r0, r1, c0, c1 = win
-    window = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    check_codes(window, lut, tile)
+    codes, missing = land_cover_codes(ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)),
+                                      tile, legend_nodata)
+    check_codes(codes, missing, table, tile)
     padded = np.full((r1 - r0 + 2, c1 - c0 + 2), MISSING, np.int8)
-    inner = table[window]
-    if tile.nodata is not None and math.isfinite(tile.nodata):
-        inner[window == int(tile.nodata)] = MISSING
+    if missing.any():
+        inner = table[np.where(missing, 0, codes)]
+        inner[missing] = MISSING
+    else:
+        inner = table[codes]
     padded[1:-1, 1:-1] = inner
     return padded
+
+
+def land_cover_codes(
+    values: np.ndarray, tile: TileRecord, legend_nodata: Sequence[int] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer class codes of a land-cover window and its no-data mask.
+
+    No data is the tile's own nodata value (negative ones such as -1, -9999 or
+    -32768 included), the legend's no-data codes, and NaN. Float rasters are
+    accepted when every other value is a whole number (codes stored as float);
+    otherwise one line names the file and a value.
+    """
+    if values.dtype.kind not in "uif":
+        raise InputError(tile.path, f"land cover must be integer class codes, not {values.dtype}")
+    missing = np.zeros(values.shape, bool)
+    if values.dtype.kind == "f":
+        missing |= np.isnan(values)
+    if tile.nodata is not None and math.isfinite(tile.nodata):
+        missing |= values == tile.nodata
+    codes = values
+    if values.dtype.kind == "f":
+        data = values[~missing]
+        bad = ~np.isfinite(data) | (data != np.round(data)) | (np.abs(data) > 2**31)
+        if bad.any():
+            raise InputError(
+                tile.path, f"float land cover holds a value that is not a class code "
+                f"({float(data[bad][0]):g}); codes must be whole numbers",
+            )
+        codes = np.where(missing, 0, values).astype(np.int64)
+    for v in legend_nodata:
+        if v < 0:  # the others are MISSING in the class table already (class_table)
+            missing |= codes == v
+    return codes, missing
 
 
 def no_data_codes(tile: TileRecord, legend_nodata: Sequence[int]) -> list[int]:
@@ -361,16 +397,27 @@ def no_data_codes(tile: TileRecord, legend_nodata: Sequence[int]) -> list[int]:
     return sorted(set(codes))
 
 
-def check_codes(values: np.ndarray, lut: np.ndarray, tile: TileRecord) -> None:
-    """Codes the legend does not know are an error listing them."""
-    if values.dtype.kind not in "ui":
-        raise InputError(tile.path, f"land cover must be integer codes, not {values.dtype}")
-    present = np.flatnonzero(np.bincount(values.ravel().astype(np.int64)))
-    if tile.nodata is not None and math.isfinite(tile.nodata):
-        present = present[present != int(tile.nodata)]
-    big = present[present >= len(lut)]
-    small = present[present < len(lut)]
-    unknown = np.concatenate([small[lut[small] == UNKNOWN], big])
+def check_codes(
+    codes: np.ndarray, missing: np.ndarray, table: np.ndarray, tile: TileRecord
+) -> None:
+    """Codes the legend does not know (negative ones included) are an error listing them.
+
+    No-data pixels never count as unknown codes; the legend's own no-data codes are
+    MISSING, not UNKNOWN, in ``table``.
+    """
+    if codes.dtype.kind == "u":  # the common case: no copy of the window
+        found = np.flatnonzero(np.bincount(codes.ravel()))
+        if tile.nodata is not None and math.isfinite(tile.nodata):
+            found = found[found != tile.nodata]
+        negative = found[:0]
+    else:
+        present = codes[~missing]
+        below = present < 0
+        found = np.flatnonzero(np.bincount(present[~below].astype(np.int64)))
+        negative = np.unique(present[below])
+    big = found[found >= len(table)]
+    small = found[found < len(table)]
+    unknown = np.concatenate([negative, small[table[small] == UNKNOWN], big])
     if unknown.size:
         listed = ", ".join(str(int(c)) for c in unknown[:20])
         raise InputError(tile.path, f"codes not in the legend: {listed}")

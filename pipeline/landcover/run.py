@@ -23,7 +23,7 @@ from dask.distributed import Client
 from tqdm import tqdm
 
 from pipeline.errors import InputError
-from pipeline.hpc import open_client
+from pipeline.hpc import ClusterOptions, open_client
 from pipeline.landcover.labelset import LabelSet, sample_weights
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.lookup import SceneCounts, SceneJob, count_scene, split_runs
@@ -56,9 +56,10 @@ class LabelConfig:
 
 
 def index_path(store: Path, paths: list[Path]) -> Path:
-    """Where the tile index of these rasters is kept when no --tile-index is given."""
+    """Where the tile index of these rasters is kept when no --tile-index is given
+    (a zarr group of the store, see :meth:`TileIndex.save`)."""
     key = hashlib.sha1("\n".join(map(str, paths)).encode()).hexdigest()[:16]
-    return store / "landcover_index" / f"{key}.json"
+    return store / "landcover_index" / key
 
 
 def default_name(legend: Legend, index: TileIndex) -> str:
@@ -82,6 +83,12 @@ def run_label(cfg: LabelConfig) -> RunReport:
     # The client first: when no batch job starts, nothing has been written.
     with _client(cfg) as client, store.lock("geokr-etl label"), sigterm_as_interrupt():
         index = _index(store, paths, cfg, report)
+        if not _overlaps_a_chip(store, index):
+            print(f"warning: {', '.join(cfg.sources)}: land cover overlaps no chip of the store; "
+                  "nothing labelled", file=sys.stderr)
+            report.counts["landcover_overlaps_no_chip"] = 1
+            report.finish()
+            return report
         name = cfg.name or default_name(legend, index)
         header = {
             "product": legend.product,
@@ -101,7 +108,17 @@ def run_label(cfg: LabelConfig) -> RunReport:
         finally:
             report.finish()
             _append_run(labels, report)
+            labels.remove_if_empty()
     return report
+
+
+def _overlaps_a_chip(store: ChipStore, index: TileIndex, step: int = 65536) -> bool:
+    """Whether any tile lies under any chip; stops at the first block that has one."""
+    for lo in range(0, store.n_chips, step):
+        bounds = store.read("chip_bounds_wgs84", slice(lo, min(lo + step, store.n_chips)))
+        if len(index.query(bounds)[0]):
+            return True
+    return False
 
 
 def _index(store: ChipStore, paths: list[Path], cfg: LabelConfig, report: RunReport) -> TileIndex:
@@ -173,9 +190,8 @@ def _jobs(
 
 
 def _client(cfg: LabelConfig) -> contextlib.AbstractContextManager[Client | None]:
-    if cfg.workers == 0 and not cfg.scheduler and not cfg.cluster:
-        return contextlib.nullcontext()
-    return open_client(cfg.workers, cfg.scheduler, cfg.cluster, cfg.cluster_config, cfg.jobs)
+    options = ClusterOptions(cfg.workers, cfg.scheduler, cfg.cluster, cfg.cluster_config, cfg.jobs)
+    return contextlib.nullcontext() if options.in_process else open_client(options)
 
 
 def _execute(jobs: Iterator[SceneJob], client: Client | None) -> Iterator[SceneCounts]:

@@ -24,7 +24,9 @@ from rasterio.errors import RasterioIOError
 from pipeline.errors import InputError
 
 INDEX_VERSION = 1
+INDEX_ATTR = "geokr_tile_index"
 RASTER_SUFFIXES = (".tif", ".tiff")
+_LEGACY_CATALOG = re.compile(r"[0-9a-f]{16}\.json")
 _GL30 = re.compile(r"^([NS])(\d{1,2})_(\d{1,2})_(\d{4})LC030$", re.IGNORECASE)
 
 
@@ -189,33 +191,61 @@ class TileIndex:
         return pairs[0].astype(np.int64), pairs[1].astype(np.int64)
 
     def save(self, path: Path, sources: Sequence[str]) -> None:
+        """A ``.json`` file, or else (a catalog kept inside a store) a zarr group
+        ``path/zarr.json`` holding the catalog as an attribute, under a parent group:
+        plain zarr readers of the store then see valid members only."""
         doc = {"version": INDEX_VERSION, "sources": list(sources),
                "tiles": [r.to_dict() for r in self.records]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(path)
+        if path.suffix == ".json":
+            _write_json(path, doc)
+            return
+        _write_json(path / "zarr.json", _group_doc({INDEX_ATTR: doc}))
+        if not (path.parent / "zarr.json").is_file():
+            _write_json(path.parent / "zarr.json", _group_doc({}))
+        for legacy in path.parent.glob("*.json"):  # what earlier versions kept there
+            if _LEGACY_CATALOG.fullmatch(legacy.name):
+                legacy.unlink()
 
     @classmethod
     def load(cls, path: Path) -> TileIndex:
         try:
-            doc = json.loads(path.read_text())
+            if path.suffix == ".json":
+                doc = json.loads(path.read_text())
+            else:
+                doc = json.loads((path / "zarr.json").read_text())["attributes"][INDEX_ATTR]
             records = [TileRecord.from_dict(d) for d in doc["tiles"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise InputError(path, f"not a tile index ({e!r})") from None
         return cls(records)
 
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return (path if path.suffix == ".json" else path / "zarr.json").is_file()
+
+
+def _group_doc(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {"zarr_format": 3, "node_type": "group", "attributes": attributes}
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(path)
+
 
 def build_index(
-    paths: Sequence[Path], cache: Path | None = None, on_error: Any = None
+    paths: Sequence[Path], cache: Path | None = None, on_error: Any = None,
+    write_cache: bool = True,
 ) -> TileIndex:
     """Index ``paths``, reusing ``cache`` for files whose size and mtime are unchanged.
 
     ``on_error(InputError)`` is called for each unusable raster, which is left
-    out; without it the first one is raised.
+    out; without it the first one is raised. ``write_cache=False`` only reads it
+    (a reader such as ``stats`` never writes into a store).
     """
     known: dict[str, TileRecord] = {}
-    if cache is not None and cache.is_file():
+    if cache is not None and TileIndex.exists(cache):
         try:
             known = {r.path: r for r in TileIndex.load(cache).records}
         except InputError:
@@ -236,6 +266,6 @@ def build_index(
     if not records:
         raise InputError(", ".join(map(str, paths[:3])), "no usable land-cover raster")
     index = TileIndex(records)
-    if cache is not None:
+    if cache is not None and write_cache:
         index.save(cache, [str(p) for p in paths])
     return index

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.errors import InputError
 from pipeline.report import RunReport
 from training.evaluation.backbones import (
     Classifier,
@@ -26,7 +27,7 @@ from training.evaluation.protocol import (
     run_protocol,
 )
 from training.evaluation.results import files_fingerprint, per_class_json
-from training.evaluation.splits import fraction_subset, stratified_split
+from training.evaluation.splits import fraction_subset, split_problem, stratified_split
 from training.evaluation.train import extract_features, fit, predict
 
 MODES = ("finetune", "linear", "knn")
@@ -103,9 +104,12 @@ def run_classify(cfg: ClassifyConfig) -> tuple[str, RunReport]:
     """Run (or resume) every cell and write the outputs to ``cfg.out``."""
     check_setup(cfg.mode, MODES, cfg.inits, cfg.arch, cfg.seed)
     report = RunReport(stage="classify", parameters=cfg.parameters())
-    cfg.out.mkdir(parents=True, exist_ok=True)
     fps = cfg.fingerprints()
     data = load_image_folder(cfg.data, cfg.image_size, report, cfg.max_per_class, cfg.workers)
+    problem = split_problem(data.labels, data.classes, cfg.test_share)
+    if problem:
+        raise InputError(cfg.data, problem)
+    cfg.out.mkdir(parents=True, exist_ok=True)
     report.parameters["classes"] = data.classes
     task = ClassifyTask(cfg, data)
     table = run_protocol(cfg.out, report, cfg.inits, cfg.fractions, cfg.repeats, fps,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import click
 import torch
 
-from pipeline.errors import InputError
+from pipeline.clierrors import ExitCode, error_policy
 from training.evaluation.backbones import InitSpec
 from training.evaluation.protocol import parse_fractions
 from training.evaluation.train import TrainConfig
@@ -67,15 +66,21 @@ def train_config(epochs: int, lr: float, batch_size: int, device: str) -> TrainC
     return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, device=_device(device))
 
 
+RESUME = "finished cells are recorded in results.jsonl; rerun the same command to resume"
+
+
 def fail_on_input_error(fn: Callable[[], tuple[str, Any]]) -> None:
-    """Print the table, or one line naming the bad file; exit 130 when interrupted."""
-    try:
-        table, report = fn()
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    click.echo(table)
-    click.echo(report.summary("cells_done"), err=True)
-    if report.interrupted:
-        sys.exit(130)
+    """Run a task under the shared error policy (:mod:`pipeline.clierrors`): print the
+    table, or one line naming the bad input (exit 2); 130 when interrupted."""
+
+    @error_policy(RESUME)
+    def run() -> ExitCode:
+        try:
+            table, report = fn()
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(table)
+        click.echo(report.summary("cells_done"), err=True)
+        return ExitCode.INTERRUPTED if report.interrupted else ExitCode.OK
+
+    run()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import InputError
+from pipeline.clierrors import error_policy
 from training.evaluation.backbones import InitSpec
 from training.evaluation.cli_common import common_options, fail_on_input_error, train_config
 from training.evaluation.segdata import NpzSpec
@@ -59,10 +59,8 @@ def segment(data: Path, out: Path, arch: str, inits: tuple[InitSpec, ...],
 @click.option("--zion", "zion_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               required=True, help="Folder with landsat8_zion_bgrn.tif and nlcd.tif.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
+@error_policy("rerun the same command")
 def prepare_zion(zion_dir: Path, out: Path) -> None:
     """Zion land cover for `segment`: the scene as 8-bit RGB, NLCD on its grid."""
-    try:
-        image, mask = _prepare_zion(zion_dir, out)
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from None
+    image, mask = _prepare_zion(zion_dir, out)
     click.echo(f"wrote {image} and {mask}")

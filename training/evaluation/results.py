@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.errors import NonFiniteError
 
 
 def fingerprint(parameters: dict[str, Any]) -> str:
@@ -67,10 +70,16 @@ class ResultsFile:
         return key in self._done
 
     def add(self, record: dict[str, Any]) -> None:
-        """Append one record durably before the next cell starts."""
+        """Append one record durably before the next cell starts; never a NaN (not JSON)."""
+        score = record.get("score")
+        if not isinstance(score, int | float) or not math.isfinite(score):
+            raise NonFiniteError(
+                f"{self.path}: cell {record.get('init')} at fraction {record.get('fraction')}, "
+                f"repeat {record.get('repeat')} scored {score}; not recorded")
+        line = json.dumps(record, sort_keys=True, allow_nan=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
         self.records.append(record)

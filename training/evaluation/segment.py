@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.errors import InputError
 from pipeline.report import RunReport
 from training.evaluation.backbones import InitSpec, build_backbone, read_normalisation
 from training.evaluation.metrics import confusion_matrix, mean_iou, per_class_iou
@@ -21,7 +22,7 @@ from training.evaluation.protocol import (
 from training.evaluation.results import files_fingerprint, per_class_json
 from training.evaluation.segdata import IGNORE, NpzSpec, TileSet, load_segmentation
 from training.evaluation.segmodel import SegNet, spatial_encoder
-from training.evaluation.splits import fraction_subset, stratified_split
+from training.evaluation.splits import fraction_subset, min_class_size, stratified_split
 from training.evaluation.train import fit, predict
 
 MODES = ("finetune", "frozen")
@@ -80,13 +81,32 @@ def run_segment(cfg: SegmentConfig) -> tuple[str, RunReport]:
     """Run (or resume) every cell and write the outputs to ``cfg.out``."""
     check_setup(cfg.mode, MODES, cfg.inits, cfg.arch, cfg.seed)
     report = RunReport(stage="segment", parameters=cfg.parameters())
-    cfg.out.mkdir(parents=True, exist_ok=True)
     fps = cfg.fingerprints()
     data = load_segmentation(cfg.data, cfg.tile_size, report, cfg.npz, cfg.max_tiles_per_file)
     report.parameters["classes"] = data.classes
-    report.parameters["class_pixels"] = np.bincount(
-        data.masks.flatten().numpy(), minlength=256)[: len(data.classes)].tolist()
+    pixels = np.bincount(data.masks.flatten().numpy(), minlength=256)[: len(data.classes)]
+    report.parameters["class_pixels"] = pixels.tolist()
+    problem = segmentation_problem(pixels, data.dominant(), data.classes, cfg.test_share)
+    if problem:
+        raise InputError(cfg.data, problem)
+    cfg.out.mkdir(parents=True, exist_ok=True)
     task = SegmentTask(cfg, data)
     table = run_protocol(cfg.out, report, cfg.inits, cfg.fractions, cfg.repeats, fps,
                          task.evaluate, METRIC)
     return table, report
+
+
+def segmentation_problem(
+    class_pixels: np.ndarray, strata: np.ndarray, names: list[str], test_share: float
+) -> str | None:
+    """Why these tiles cannot be compared: fewer than two classes, or no test tile."""
+    present = np.flatnonzero(class_pixels).tolist()
+    if len(present) < 2:
+        found = ", ".join(names[i] for i in present) or "none"
+        return f"masks hold {len(present)} class(es) ({found}); mIoU needs at least 2"
+    need = min_class_size(test_share)
+    if np.bincount(strata).max(initial=0) < need:
+        return (f"{len(strata)} tiles, none of their dominant classes has the {need} tiles "
+                f"a {1 - test_share:.0%}/{test_share:.0%} train/test split needs "
+                "(smaller --tile-size, or more data)")
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 _SPLIT, _SUBSET = 0, 1
@@ -52,3 +54,32 @@ def fraction_subset(
         order = _rng(seed, repeat, int(cls), _SUBSET).permutation(members)
         out.append(order[: max(1, round(len(members) * fraction))])
     return np.sort(np.concatenate(out))
+
+
+def min_class_size(test_share: float = 0.25) -> int:
+    """Fewest samples a class needs for one test and one training sample."""
+    n = 2
+    while min(round(n * test_share), n - 1) < 1:
+        n += 1
+    return n
+
+
+def split_problem(
+    labels: np.ndarray, names: Sequence[str], test_share: float = 0.25
+) -> str | None:
+    """Why these class labels cannot be compared (None when they can).
+
+    With fewer than two classes every score is 1.0; a class smaller than
+    :func:`min_class_size` has no test sample, and a cell would score NaN.
+    """
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=len(names))
+    present = np.flatnonzero(counts).tolist()
+    if len(present) < 2:
+        found = ", ".join(names[i] for i in present) or "none"
+        return f"holds {len(present)} class(es) ({found}); a comparison needs at least 2"
+    need = min_class_size(test_share)
+    small = [f"{names[i]} ({counts[i]})" for i in present if counts[i] < need]
+    if small:
+        return (f"class {', '.join(small[:5])} too small: a {1 - test_share:.0%}/"
+                f"{test_share:.0%} train/test split needs at least {need} images per class")
+    return None
