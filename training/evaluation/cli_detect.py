@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline.errors import InputError
 from training.evaluation.backbones import InitSpec
-from training.evaluation.cli_common import common_options, train_config
+from training.evaluation.cli_common import common_options, fail_on_input_error, train_config
 from training.evaluation.detection.data import LEVIR_CLASSES
 from training.evaluation.detection.fit import OPTIMIZERS, Schedule
 from training.evaluation.detection.model import CenterNetConfig
 from training.evaluation.detection.run import PAPER_FRACTIONS, DetectConfig, run_detect
 from training.evaluation.detection.slicing import DEFAULT_KEEP, SliceSpec
 
-BAD_INPUT = 2
 _NET = CenterNetConfig()
 _SCHEDULE = Schedule()
 
@@ -120,13 +117,6 @@ def detect(data: Path, out: Path, arch: str, inits: tuple[InitSpec, ...],
             train=train_config(epochs, lr, batch_size, device), seed=seed,
             slices=SliceSpec(slice_size, slice_overlap, keep), levir_classes=levir_classes,
             net=net, schedule=schedule)
-        table, report = run_detect(cfg)
-    except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(BAD_INPUT)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(table)
-    click.echo(report.summary("cells_done"), err=True)
-    if report.interrupted:
-        sys.exit(130)
+    fail_on_input_error(lambda: run_detect(cfg))
