@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dask.distributed import Client, LocalCluster
+from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 
 def default_workers() -> int:
@@ -14,8 +20,16 @@ def default_workers() -> int:
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
-    """A client for the run; an embedded cluster is torn down with it."""
+def dask_client(
+    workers: int | None = None, scheduler: str | None = None, dashboard: str | None = None
+) -> Iterator[Client]:
+    """A client for the run; an embedded cluster is torn down with it.
+
+    No dashboard unless ``dashboard`` names an address: it costs start-up time
+    and a port that a second run on the same host would find taken.
+    """
+    from dask.distributed import Client, LocalCluster
+
     if scheduler:
         with Client(scheduler) as client:
             yield client
@@ -26,9 +40,39 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=dashboard,
+            worker_dashboard_address=None,
             memory_limit="auto",
         ) as cluster,
         Client(cluster) as client,
     ):
         yield client
+
+
+def check_workers_see(client: Client, folder: Path, store: Path) -> None:
+    """Refuse, in one line, a store that a worker cannot reach: workers write into it.
+
+    The driver drops a probe file into ``folder`` and asks every worker to read it.
+    """
+    token = uuid.uuid4().hex
+    probe = folder / f"probe-{token}"
+    probe.write_text(token)
+    try:
+        seen = client.run(_sees, str(probe), token)
+    finally:
+        probe.unlink(missing_ok=True)
+    blind = sorted(address for address, ok in seen.items() if not ok)
+    if blind:
+        raise InputError(
+            store,
+            f"not visible from the dask worker at {blind[0]}: workers write chips into the "
+            "store themselves, so it must be on a filesystem the driver and every worker "
+            "share (a shared POSIX filesystem such as NFS, Lustre or GPFS)",
+        )
+
+
+def _sees(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False

@@ -16,8 +16,14 @@ Commit protocol: chip data is first written *past* the visible end of every
 array (invisible to readers), then the arrays are resized and finally
 ``attrs["geokr"]["n_chips"]`` and the scene table are updated in one atomic
 write.  ``n_chips`` is the commit point; a crash before it leaves only
-invisible bytes that the next writer overwrites.  Only one process (the run's
-driver) ever writes, so no two tasks can write the same chunk or shard.
+invisible bytes that the next writer overwrites.
+
+Writers: one run holds the store's lock.  Its driver decides which encoded
+chunk becomes which chip (:class:`ShardAppender`) and writes only the per-chip
+vectors and the metadata; shard files are assembled from encoded chunks by
+whoever the driver hands a whole shard to (tile: the dask workers), so no two
+tasks ever write the same shard at once.  :class:`ChipWriter` is the simple
+in-process writer for chips already in memory.
 """
 
 from __future__ import annotations
@@ -39,6 +45,13 @@ from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
 from pipeline.errors import InputError
+from pipeline.shards import (
+    ChunkRef,
+    ShardLayout,
+    chunk_refs,
+    read_chunks,
+    spool_chunks,
+)
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"
@@ -286,6 +299,93 @@ class ChipWriter:
             _write_beyond(self.store.array(name), self.written, data[:n])
         self.pending = [ChipBatch(**{k: v[n:] for k, v in merged.arrays().items()})]
         self.written = upto
+
+
+VECTOR_NAMES = tuple(n for n in chip_specs(1) if n != "chips")
+
+
+def spool_dir(store_path: Path) -> Path:
+    """Encoded chunks of a run before they go into shards: beside the store, never in it."""
+    return store_path.parent / f".{store_path.name}.spool"
+
+
+class ShardAppender:
+    """The driver's book of an append: which encoded chunk becomes which chip.
+
+    Holds chunk references (never pixels) from the first chip of the last,
+    partial shard, and per-chip vectors since the commit point.  Whole shards
+    are handed out by :meth:`take_shards`; :meth:`commit` writes the vectors and
+    publishes.  The committed chips of a partial last shard are first copied to
+    the spool, because that shard file is rewritten as it grows.
+    """
+
+    def __init__(self, store: ChipStore) -> None:
+        self.store = store
+        self.layout = ShardLayout.of(store.path)
+        self.spool = spool_dir(store.path)
+        shutil.rmtree(self.spool, ignore_errors=True)  # a dead run's leftovers (we hold the lock)
+        self.spool.mkdir(parents=True)
+        self.committed = store.n_chips
+        per = self.layout.shard_chips
+        self.base = self.committed // per * per
+        tail = chunk_refs(self.layout, self.base // per, self.committed - self.base)
+        self.refs = spool_chunks(self.spool, "committed-tail", read_chunks(tail)) if tail else []
+        self.vectors: dict[str, list[np.ndarray]] = {n: [] for n in VECTOR_NAMES}
+        self.handed = self.base  # chips below are in shards already handed out
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.refs)
+
+    def append(self, refs: list[ChunkRef], vectors: Mapping[str, np.ndarray]) -> None:
+        self.refs.extend(refs)
+        for name in VECTOR_NAMES:
+            self.vectors[name].append(vectors[name])
+
+    def rewind(self, end: int) -> None:
+        """Forget chips from ``end`` on (a scene that failed half-way); ``end`` ≥ the commit."""
+        assert end >= self.committed, "committed chips are never rewound"
+        del self.refs[end - self.base :]
+        for name in VECTOR_NAMES:
+            self.vectors[name] = [self._merged(name)[: end - self.committed]]
+        per = self.layout.shard_chips
+        self.handed = min(self.handed, end // per * per)
+
+    def take_shards(self, partial: bool = False) -> list[tuple[int, list[ChunkRef]]]:
+        """Shards not handed out yet whose chips are all known (and the last, partial one)."""
+        per = self.layout.shard_chips
+        stop = self.end if partial else self.end // per * per
+        out = []
+        for lo in range(self.handed, stop, per):
+            refs = self.refs[lo - self.base : min(lo + per, stop) - self.base]
+            out.append((lo // per, refs))
+        self.handed = max(self.handed, stop // per * per)
+        return out
+
+    def commit(self, end: int, meta: Mapping[str, Any]) -> None:
+        """Publish chips ``[0, end)``; their shards must be on disk already."""
+        n = end - self.committed
+        for name in VECTOR_NAMES:
+            merged = self._merged(name)
+            _write_beyond(self.store.array(name), self.committed, merged[:n])
+            self.vectors[name] = [merged[n:]]
+        self.store.commit(end, meta)
+        self.committed = end
+        per = self.layout.shard_chips
+        final = min(end, self.handed) // per * per  # whole shards, committed: done with them
+        gone = {r.path for r in self.refs[: final - self.base]}
+        del self.refs[: final - self.base]
+        self.base = final
+        for path in gone - {r.path for r in self.refs}:
+            if path:
+                Path(path).unlink(missing_ok=True)
+
+    def _merged(self, name: str) -> np.ndarray:
+        spec = chip_specs(1)[name]
+        return np.concatenate([np.zeros((0, *spec.tail), spec.dtype), *self.vectors[name]])
+
+    def close(self) -> None:
+        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 @contextmanager
