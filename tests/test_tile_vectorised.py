@@ -72,7 +72,7 @@ def adversarial_strips(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     fraction = draw(st.sampled_from([0.0, 0.02, 0.05, 0.1, 0.3, 1.0]))
     base = draw(st.integers(0, 255))
-    span = int(round(fraction * 2 * 255 * draw(st.floats(0.8, 1.2)))) + draw(st.integers(-2, 2))
+    span = round(fraction * 2 * 255 * draw(st.floats(0.8, 1.2))) + draw(st.integers(-2, 2))
     rgb = np.clip(base + rng.integers(0, max(1, span + 1), (3, height, width)), 0, 255)
     rgb = rgb.astype(np.uint8)
     if draw(st.booleans()):  # a few outliers: the 1st/99th percentiles sit on them
