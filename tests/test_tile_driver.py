@@ -80,9 +80,11 @@ def test_label_takes_the_lock_before_the_cluster(
 
     @contextlib.contextmanager
     def no_cluster(cfg: LabelConfig) -> Iterator[None]:
-        with pytest.raises(InputError, match="store is being written by geokr-etl label"):
-            with writer_lock(store, "a second run"):
-                pass
+        with (
+            pytest.raises(InputError, match="store is being written by geokr-etl label"),
+            writer_lock(store, "a second run"),
+        ):
+            pass
         started.append(True)
         yield None
 
