@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -359,6 +360,40 @@ class TileRun:
         self.finished = []
 
 
+def unique_scenes(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The scenes once each (first occurrence kept), and (copy, original) for every path
+    given again or byte-identical to an earlier one.
+
+    Only files of equal size are fingerprinted, so every task of a job array can
+    afford to look at all scenes.
+    """
+    kept: list[str] = []
+    copies: list[tuple[str, str]] = []
+    by_size: dict[int, list[str]] = {}
+    prints: dict[str, str] = {}
+
+    def same(a: str, b: str) -> bool:
+        try:
+            return prints.setdefault(a, fingerprint(a)) == prints.setdefault(b, fingerprint(b))
+        except OSError:
+            return False
+
+    for path in paths:
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            kept.append(path)  # reported when it is tiled
+            continue
+        group = by_size.setdefault(size, [])
+        original = next((p for p in group if p == path or same(p, path)), None)
+        if original is None:
+            group.append(path)
+            kept.append(path)
+        else:
+            copies.append((path, original))
+    return kept, copies
+
+
 def record_run(store: ChipStore, report: RunReport) -> None:
     meta = store.meta
     meta["runs"] = [*meta["runs"], report.to_dict()]
@@ -377,11 +412,19 @@ def run_tile(
     """Tile every scene into the store; failures are counted, never fatal."""
     report = RunReport("tile", {"scenes": patterns, "sensor": sensor_name, **params.to_dict()})
     sensor = load_profile(sensor_name) if sensor_name else None
-    paths, missing = expand_scenes(patterns)
+    found = [expand_scenes([p]) for p in patterns]  # one by one: repeats across patterns count
+    missing = [m for _, miss in found for m in miss]
+    paths, copies = unique_scenes([p for hits, _ in found for p in hits])  # before the split
     if part is not None:  # one task of a job array: its share, into its own part store
         report.parameters["part"] = str(part)
         paths = select_part(paths, part)
         store_path = part_store_path(Path(store_path), part)
+    copies = [(c, o) for c, o in copies if o in paths]  # counted where the original is tiled
+    for copy, original in copies:
+        report.counts["scenes_duplicate"] += 1
+        what = "given twice" if copy == original else f"same content as {original}"
+        print(f"note: {copy}: {what}; tiled once", file=sys.stderr)
+    report.parameters["duplicates"] = [list(c) for c in copies]
     for pattern in missing:
         report.fail(pattern, "no such file, folder or glob match")
     store = ChipStore.open_or_create(store_path, params.chip_size, params.shard_chips)
