@@ -26,7 +26,9 @@ def dask_client(
     """A client for the run; an embedded cluster is torn down with it.
 
     No dashboard unless ``dashboard`` names an address: it costs start-up time
-    and a port that a second run on the same host would find taken.
+    and a port that a second run on the same host would find taken.  One worker
+    runs as a thread of this process: nothing to spawn and import again, and the
+    driver's own work is small enough not to compete with it.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -39,10 +41,13 @@ def dask_client(
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,
-            processes=True,
+            processes=n > 1,
             dashboard_address=dashboard,
             worker_dashboard_address=None,
             memory_limit="auto",
+            # the scheduler's HTTP endpoints (health, metrics) on any free port: the
+            # default 8787 is taken by any other run on the host, with a warning
+            scheduler_kwargs=None if dashboard else {"dashboard_address": ":0"},
         ) as cluster,
         Client(cluster) as client,
     ):

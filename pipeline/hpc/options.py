@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
-from dask.distributed import Client
 
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
 from pipeline.hpc.config import SCHEDULERS, load_cluster_config
-from pipeline.hpc.jobqueue import batch_client
 from pipeline.hpc.parts import PartType
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -77,6 +78,8 @@ def open_client(
     if workers is not None:
         raise InputError("--workers", "sizes the embedded cluster; with --cluster the jobs' "
                          "cores and processes come from --cluster-config")
+    from pipeline.hpc.jobqueue import batch_client  # dask-jobqueue only when asked for
+
     config = load_cluster_config(cluster, cluster_config).with_jobs(jobs)
     with batch_client(config) as client:
         yield client
