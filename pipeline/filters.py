@@ -136,9 +136,15 @@ def strip_stats(
     straddles the threshold, which get skimage's exact rule.
     """
     grid = _CellGrid(rows, cols, size, valid.shape)
-    bright = rgb.sum(axis=0, dtype=np.uint16) > 3 * params.cloud_brightness  # mean > t, exactly
-    n_valid = grid.chip_sums(grid.cell_sums(valid))
-    n_cloud = grid.chip_sums(grid.cell_sums(bright & valid))
+    total = rgb[0].astype(np.uint16)
+    total += rgb[1]
+    total += rgb[2]
+    bright = total > 3 * params.cloud_brightness  # mean brightness > t, in exact integers
+    if params.cloud_brightness < 0:  # zeroed nodata pixels would count as bright
+        bright &= valid
+    everywhere = np.full(len(rows), size * size, np.int64)
+    n_valid = everywhere if valid.all() else grid.chip_sums(grid.cell_sums(valid))
+    n_cloud = grid.chip_sums(grid.cell_sums(bright))
     nodata = 1.0 - n_valid / float(size * size)
     cloud = np.divide(n_cloud, n_valid, out=np.zeros(len(rows)), where=n_valid > 0)
     reason = np.zeros(len(rows), np.int8)
@@ -161,8 +167,13 @@ def strip_stats(
 
 def _luma_codes(rgb: np.ndarray) -> np.ndarray:
     """``floor(255 × luminance)`` in exact integers; within one code of skimage's float."""
-    r, g, b = (rgb[i].astype(np.uint32) for i in range(3))
-    return ((r * _LUMA[0] + g * _LUMA[1] + b * _LUMA[2]) // 10_000).astype(np.uint8)
+    total = np.multiply(rgb[0], _LUMA[0], dtype=np.uint32)
+    term = np.empty_like(total)
+    for band in (1, 2):
+        np.multiply(rgb[band], _LUMA[band], out=term, dtype=np.uint32)
+        total += term
+    total //= 10_000
+    return total.astype(np.uint8)
 
 
 class _CellGrid:
@@ -179,8 +190,8 @@ class _CellGrid:
         self.c1 = np.searchsorted(self.col_edges, cols + size)
 
     def cell_sums(self, mask: np.ndarray) -> np.ndarray:
-        by_row = np.add.reduceat(mask, self.row_edges[:-1], axis=0, dtype=np.int64)
-        return np.add.reduceat(by_row, self.col_edges[:-1], axis=1)
+        by_row = np.add.reduceat(mask.view(np.uint8), self.row_edges[:-1], axis=0, dtype=np.int32)
+        return np.add.reduceat(by_row, self.col_edges[:-1], axis=1, dtype=np.int64)
 
     def cell_histograms(self, codes: np.ndarray) -> np.ndarray:
         """(row cells, col cells, 256) counts of each code."""
