@@ -377,7 +377,7 @@ class ShardAppender:
         del self.refs[: final - self.base]
         self.base = final
         for path in gone - {r.path for r in self.refs}:
-            if path:
+            if path and Path(path).parent == self.spool:  # never another store's shards
                 Path(path).unlink(missing_ok=True)
 
     def _merged(self, name: str) -> np.ndarray:
