@@ -152,7 +152,7 @@ def strip_stats(
     reason[(reason == 0) & (cloud > params.max_cloud)] = 2
     todo = np.flatnonzero(reason == 0)
     if len(todo):
-        hist = grid.chip_sums(grid.cell_histograms(_luma_codes(rgb)))[todo]
+        hist = grid.chip_sums(grid.luma_histograms(rgb))[todo]
         answer = _bracketed_low_contrast(hist, size * size, params.low_contrast_fraction)
         undecided = todo[answer < 0]
         if len(undecided):
@@ -163,17 +163,6 @@ def strip_stats(
                 answer[todo == i] = _exact_low_contrast(chip, params.low_contrast_fraction)
         reason[todo[answer == 1]] = 3
     return ChipStats(reason, cloud, nodata)
-
-
-def _luma_codes(rgb: np.ndarray) -> np.ndarray:
-    """``floor(255 × luminance)`` in exact integers; within one code of skimage's float."""
-    total = np.multiply(rgb[0], _LUMA[0], dtype=np.uint32)
-    term = np.empty_like(total)
-    for band in (1, 2):
-        np.multiply(rgb[band], _LUMA[band], out=term, dtype=np.uint32)
-        total += term
-    total //= 10_000
-    return total.astype(np.uint8)
 
 
 class _CellGrid:
@@ -193,12 +182,21 @@ class _CellGrid:
         by_row = np.add.reduceat(mask.view(np.uint8), self.row_edges[:-1], axis=0, dtype=np.int32)
         return np.add.reduceat(by_row, self.col_edges[:-1], axis=1, dtype=np.int64)
 
-    def cell_histograms(self, codes: np.ndarray) -> np.ndarray:
-        """(row cells, col cells, 256) counts of each code."""
+    def luma_histograms(self, rgb: np.ndarray) -> np.ndarray:
+        """(row cells, col cells, 256) counts of ``floor(255 × luminance)``, computed in
+        exact integers (skimage's weights × 10 000), so within one code of skimage's float
+        luminance, which the brackets allow for."""
         n_r, n_c = len(self.row_edges) - 1, len(self.col_edges) - 1
-        row_cell = np.repeat(np.arange(n_r), np.diff(self.row_edges))
-        col_cell = np.repeat(np.arange(n_c), np.diff(self.col_edges))
-        key = (row_cell[:, None] * n_c + col_cell[None, :]) * 256 + codes
+        row_cell = np.repeat(np.arange(n_r, dtype=np.intp), np.diff(self.row_edges))
+        col_cell = np.repeat(np.arange(n_c, dtype=np.intp), np.diff(self.col_edges))
+        key = np.multiply(rgb[0], _LUMA[0], dtype=np.intp)
+        term = np.empty_like(key)
+        for band in (1, 2):
+            np.multiply(rgb[band], _LUMA[band], out=term, dtype=np.intp)
+            key += term
+        key //= 10_000
+        key += (row_cell * (n_c * 256))[:, None]
+        key += (col_cell * 256)[None, :]
         counts = np.bincount(key.ravel(), minlength=n_r * n_c * 256)
         return counts.reshape(n_r, n_c, 256)
 

@@ -241,10 +241,31 @@ def _gather(refs: list[ChunkRef], shard_chips: int) -> tuple[list[bytes], np.nda
 def spool_chunks(folder: Path, name: str, chunks: list[bytes]) -> list[ChunkRef]:
     """Encoded chunks of one task in one new file (``folder`` must exist); their refs."""
     path = folder / name
-    with path.open("wb") as f:
-        f.write(b"".join(chunks))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for i in range(0, len(chunks), _IOV_MAX):  # no joined copy of the bytes
+            batch = [c for c in chunks[i : i + _IOV_MAX] if c]
+            todo = sum(map(len, batch))
+            while todo:  # a short write goes on with what is left
+                done = os.writev(fd, batch)
+                todo -= done
+                batch = _drop_front(batch, done)
+    finally:
+        os.close(fd)
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])])
     return [ChunkRef(str(path), int(o), len(c)) for o, c in zip(offsets, chunks, strict=False)]
+
+
+_IOV_MAX = 1024
+
+
+def _drop_front(chunks: list[bytes], n: int) -> list[bytes]:
+    while chunks and n >= len(chunks[0]):
+        n -= len(chunks[0])
+        chunks = chunks[1:]
+    if chunks and n:
+        chunks = [chunks[0][n:], *chunks[1:]]
+    return chunks
 
 
 def read_chunks(refs: list[ChunkRef]) -> list[bytes]:
