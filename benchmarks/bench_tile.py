@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,15 +82,20 @@ def make_scene(path: Path, size: int, block: int = 1024, compress: str = "deflat
     return path
 
 
-def read_decode_seconds(path: Path, rgb: list[int]) -> float:
-    """The floor: read and decode the RGB bands (and masks) once, in 256-row strips."""
-    t0 = time.perf_counter()
+def read_decode_seconds(path: Path, rgb: list[int]) -> tuple[float, float]:
+    """The floor: read and decode the RGB bands (and masks) once, in 256-row strips;
+    wall and CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
     with rasterio.open(path) as src:
         for r in range(0, src.height, 256):
             h = min(256, src.height - r)
             src.read(rgb, window=Window(0, r, src.width, h))
             src.read_masks(rgb, window=Window(0, r, src.width, h))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def workers_cpu(client: Client) -> float:
+    return sum(client.run(time.process_time).values())
 
 
 @contextmanager
@@ -108,11 +114,13 @@ def tile_run(path: Path, client: Client, tmp: Path, sensor: str) -> dict[str, fl
     (its main thread: the run's own logic; the process: plus the embedded scheduler)."""
     store = tmp / "bench.zarr"
     shutil.rmtree(store, ignore_errors=True)
+    wcpu0 = workers_cpu(client)
     t0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
     report = run_tile(store, [str(path)], client, TileParams(), sensor, progress=False)
     assert threading.current_thread() is threading.main_thread()
     return {
         "seconds": time.perf_counter() - t0,
+        "workers_cpu": workers_cpu(client) - wcpu0,
         "driver_main_cpu": time.thread_time() - main0,
         "driver_process_cpu": time.process_time() - cpu0,
         "windows": report.counts["chips_considered"],
@@ -120,31 +128,40 @@ def tile_run(path: Path, client: Client, tmp: Path, sensor: str) -> dict[str, fl
     }
 
 
-def cli_seconds(path: Path, tmp: Path, sensor: str) -> float:
-    """End to end: ``geokr-etl tile --workers 1`` as a user runs it, start-up included."""
+def cli_seconds(path: Path, tmp: Path, sensor: str) -> tuple[float, float]:
+    """End to end: ``geokr-etl tile --workers 1`` as a user runs it, start-up included;
+    wall and CPU seconds (its lone worker is a thread of the command)."""
     store = tmp / "cli.zarr"
     shutil.rmtree(store, ignore_errors=True)
     argv = [sys.executable, "-m", "pipeline.cli", "tile", "--store", str(store), "--scenes",
             str(path), "--sensor", sensor, "--workers", "1", "--no-progress"]
-    t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0, c0 = time.perf_counter(), _children_cpu()
     subprocess.run(argv, check=True, capture_output=True, env=env)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _children_cpu() - c0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def scene_figures(name: str, path: Path, sensor: str, rgb: list[int], tmp: Path,
                   workers_max: int) -> None:
-    read_s = read_decode_seconds(path, rgb)
+    read_s, read_cpu = read_decode_seconds(path, rgb)
     with process_cluster(1) as client:
         one = tile_run(path, client, tmp, sensor)
-    end_to_end = cli_seconds(path, tmp, sensor)
+    end_to_end, end_cpu = cli_seconds(path, tmp, sensor)
     n = one["windows"]
     print(f"{name}: {n:.0f} chip windows, {one['chips']:.0f} kept")
-    print(f"  read+decode only, 1 thread: {n / read_s:8.1f} chips/s")
+    print(f"  read+decode only, 1 thread: {n / read_s:8.1f} chips/s  ({read_cpu / n * 1e3:.2f} "
+          "ms CPU a chip)")
     print(f"  tile, 1 worker, steady:     {n / one['seconds']:8.1f} chips/s  "
-          f"ratio {read_s / one['seconds']:.2f}")
+          f"ratio {read_s / one['seconds']:.2f}; CPU ratio (read / worker) "
+          f"{read_cpu / one['workers_cpu']:.2f}")
     print(f"  tile, 1 worker, end to end: {n / end_to_end:8.1f} chips/s  "
-          f"ratio {read_s / end_to_end:.2f}  (CLI wall {end_to_end:.2f} s)")
+          f"ratio {read_s / end_to_end:.2f}; CPU ratio {read_cpu / end_cpu:.2f}  "
+          f"(CLI wall {end_to_end:.2f} s)")
     print(f"  driver CPU per chip window: main thread {one['driver_main_cpu'] / n * 1e3:.3f} ms, "
           f"whole driver process (with the scheduler) {one['driver_process_cpu'] / n * 1e3:.3f} ms")
     workers = 2
