@@ -354,11 +354,25 @@ class TileRun:
         for shard, refs in self.appender.take_shards(partial):
             previous = self.shard_jobs.pop(shard, None)
             if previous is not None:
-                previous.result()
+                self._wait(previous)
             self.shard_jobs[shard] = self.client.submit(
                 write_shard, self.appender.layout, shard, refs,
                 pure=False, retries=self.params.retries, priority=20,
             )
+
+    def _wait(self, job: Future) -> None:
+        """A shard that cannot be written (disk full, store gone) stops the run in one line,
+        before anything is committed that would depend on it."""
+        try:
+            job.result()
+        except Exception as e:
+            for record in self.finished:  # finished, but never to be committed
+                self.report.counts["scenes_done"] -= 1
+                self.report.counts["chips_written"] -= record["n_chips"]
+            self.finished = []
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            raise InputError(self.store.path, f"cannot write chips ({reason}); what is "
+                             "committed is intact, rerun the same command to resume") from None
 
     def _commit(self) -> None:
         if not self.finished:
@@ -366,7 +380,7 @@ class TileRun:
         self._hand_out(partial=True)
         jobs, self.shard_jobs = self.shard_jobs, {}
         for job in jobs.values():
-            job.result()  # a shard that cannot be written stops the run before it commits
+            self._wait(job)
         self.meta["scenes"] = self.meta["scenes"] + self.finished
         last = self.meta["scenes"][-1]
         self.appender.commit(last["chip_offset"] + last["n_chips"], self.meta)
