@@ -136,15 +136,9 @@ def strip_stats(
     straddles the threshold, which get skimage's exact rule.
     """
     grid = _CellGrid(rows, cols, size, valid.shape)
-    total = rgb[0].astype(np.uint16)
-    total += rgb[1]
-    total += rgb[2]
-    bright = total > 3 * params.cloud_brightness  # mean brightness > t, in exact integers
-    if params.cloud_brightness < 0:  # zeroed nodata pixels would count as bright
-        bright &= valid
-    everywhere = np.full(len(rows), size * size, np.int64)
-    n_valid = everywhere if valid.all() else grid.chip_sums(grid.cell_sums(valid))
-    n_cloud = grid.chip_sums(grid.cell_sums(bright))
+    cells = grid.scan(rgb, None if valid.all() else valid, params.cloud_brightness)
+    n_valid = grid.chip_sums(cells.valid)
+    n_cloud = grid.chip_sums(cells.bright)
     nodata = 1.0 - n_valid / float(size * size)
     cloud = np.divide(n_cloud, n_valid, out=np.zeros(len(rows)), where=n_valid > 0)
     reason = np.zeros(len(rows), np.int8)
@@ -152,7 +146,8 @@ def strip_stats(
     reason[(reason == 0) & (cloud > params.max_cloud)] = 2
     todo = np.flatnonzero(reason == 0)
     if len(todo):
-        hist = grid.chip_sums(grid.luma_histograms(rgb))[todo]
+        n_r, n_c = cells.bright.shape
+        hist = grid.chip_sums(cells.histograms.reshape(n_r, n_c, 256))[todo]
         answer = _bracketed_low_contrast(hist, size * size, params.low_contrast_fraction)
         undecided = todo[answer < 0]
         if len(undecided):
@@ -163,6 +158,13 @@ def strip_stats(
                 answer[todo == i] = _exact_low_contrast(chip, params.low_contrast_fraction)
         reason[todo[answer == 1]] = 3
     return ChipStats(reason, cloud, nodata)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cells:
+    valid: np.ndarray  # (row cells, col cells)
+    bright: np.ndarray  # (row cells, col cells)
+    histograms: np.ndarray  # (row cells, col cells × 256)
 
 
 class _CellGrid:
@@ -178,33 +180,50 @@ class _CellGrid:
         self.c0 = np.searchsorted(self.col_edges, cols)
         self.c1 = np.searchsorted(self.col_edges, cols + size)
 
-    def cell_sums(self, mask: np.ndarray) -> np.ndarray:
-        by_row = np.add.reduceat(mask.view(np.uint8), self.row_edges[:-1], axis=0, dtype=np.int32)
-        return np.add.reduceat(by_row, self.col_edges[:-1], axis=1, dtype=np.int64)
-
-    def luma_histograms(self, rgb: np.ndarray, block_rows: int = 16) -> np.ndarray:
-        """(row cells, col cells, 256) counts of ``floor(255 × luminance)``, computed in
-        exact integers (skimage's weights × 10 000), so within one code of skimage's float
-        luminance, which the brackets allow for.  A few rows at a time: the temporaries
-        stay in cache (about 3× faster than whole-strip arrays)."""
+    def scan(
+        self, rgb: np.ndarray, valid: np.ndarray | None, threshold: int, block_rows: int = 16
+    ) -> _Cells:
+        """Per cell: valid pixels, cloud pixels (mean brightness > ``threshold``, in exact
+        integers) and 256-bin histograms of ``floor(255 × luminance)``, also in exact
+        integers (skimage's weights × 10 000), so within one code of skimage's float
+        luminance, which the brackets allow for.  One pass, a few rows at a time, so the
+        temporaries stay in cache.  ``valid=None``: every pixel is valid."""
         n_r, n_c = len(self.row_edges) - 1, len(self.col_edges) - 1
+        width = rgb.shape[2]
         col_key = (np.repeat(np.arange(n_c), np.diff(self.col_edges)) * 256).astype(np.int32)
-        out = np.zeros((n_r, n_c * 256), np.int64)
-        key = np.empty((block_rows, rgb.shape[2]), np.int32)
+        hist = np.zeros((n_r, n_c * 256), np.int64)
+        bright = np.zeros((n_r, width), np.int64)
+        counted = np.zeros((n_r, width), np.int64)
+        key = np.empty((block_rows, width), np.int32)
         term = np.empty_like(key)
+        total = np.empty((block_rows, width), np.uint16)
         for i in range(n_r):
             r0, r1 = int(self.row_edges[i]), int(self.row_edges[i + 1])
             for a in range(r0, r1, block_rows):
                 b = min(a + block_rows, r1)
-                k, t = key[: b - a], term[: b - a]
+                k, t, tot = key[: b - a], term[: b - a], total[: b - a]
                 np.multiply(rgb[0, a:b], _LUMA[0], out=k, dtype=np.int32)
                 for band in (1, 2):
                     np.multiply(rgb[band, a:b], _LUMA[band], out=t, dtype=np.int32)
                     k += t
                 k //= 10_000
                 k += col_key
-                out[i] += np.bincount(k.ravel(), minlength=n_c * 256)
-        return out.reshape(n_r, n_c, 256)
+                hist[i] += np.bincount(k.ravel(), minlength=n_c * 256)
+                np.add(rgb[0, a:b], rgb[1, a:b], out=tot, dtype=np.uint16)
+                tot += rgb[2, a:b]
+                cloud = tot > 3 * threshold  # zeroed nodata pixels are never bright ...
+                if valid is not None:
+                    cloud &= valid[a:b]  # ... unless the threshold is negative
+                    counted[i] += valid[a:b].sum(axis=0)
+                bright[i] += cloud.sum(axis=0)
+        if valid is None:
+            counted[:] = np.diff(self.row_edges)[:, None]
+        starts = self.col_edges[:-1]
+        return _Cells(
+            np.add.reduceat(counted, starts, axis=1),
+            np.add.reduceat(bright, starts, axis=1),
+            hist,
+        )
 
     def chip_sums(self, cells: np.ndarray) -> np.ndarray:
         """Sum of the cells under each chip, from 2-D prefix sums."""

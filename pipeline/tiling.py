@@ -151,7 +151,7 @@ def tile_part(
     return PartResult(vectors, refs, dropped)
 
 
-def _stretched(stretch: Stretch, data: np.ndarray, block_rows: int = 64) -> np.ndarray:
+def _stretched(stretch: Stretch, data: np.ndarray, block_rows: int = 16) -> np.ndarray:
     """``stretch.apply(data)``; 16-bit strips go through its lookup tables a block of rows
     at a time, so input and output stay in cache (about twice as fast on a long strip)."""
     if stretch.low is None or data.dtype != np.uint16:
