@@ -209,9 +209,8 @@ def write_shard(layout: ShardLayout, shard: int, refs: list[ChunkRef]) -> None:
         raw += np.uint32(google_crc32c.value(raw)).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(b"".join(body))
-        f.write(raw)
+    tmp.unlink(missing_ok=True)  # left by a process that died here with this id
+    _write_new(tmp, [*body, raw])
     os.replace(tmp, path)
 
 
@@ -241,17 +240,7 @@ def _gather(refs: list[ChunkRef], shard_chips: int) -> tuple[list[bytes], np.nda
 def spool_chunks(folder: Path, name: str, chunks: list[bytes]) -> list[ChunkRef]:
     """Encoded chunks of one task in one new file (``folder`` must exist); their refs."""
     path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        for i in range(0, len(chunks), _IOV_MAX):  # no joined copy of the bytes
-            batch = [c for c in chunks[i : i + _IOV_MAX] if c]
-            todo = sum(map(len, batch))
-            while todo:  # a short write goes on with what is left
-                done = os.writev(fd, batch)
-                todo -= done
-                batch = _drop_front(batch, done)
-    finally:
-        os.close(fd)
+    _write_new(path, chunks)
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])])
     return [ChunkRef(str(path), int(o), len(c)) for o, c in zip(offsets, chunks, strict=False)]
 
@@ -259,13 +248,20 @@ def spool_chunks(folder: Path, name: str, chunks: list[bytes]) -> list[ChunkRef]
 _IOV_MAX = 1024
 
 
-def _drop_front(chunks: list[bytes], n: int) -> list[bytes]:
-    while chunks and n >= len(chunks[0]):
-        n -= len(chunks[0])
-        chunks = chunks[1:]
-    if chunks and n:
-        chunks = [chunks[0][n:], *chunks[1:]]
-    return chunks
+def _write_new(path: Path, chunks: list[bytes]) -> None:
+    """A new file holding ``chunks`` back to back, written without joining them first."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        pending = [c for c in chunks if c]
+        while pending:
+            done = os.writev(fd, pending[:_IOV_MAX])
+            while pending and done >= len(pending[0]):  # drop what was written
+                done -= len(pending[0])
+                pending = pending[1:]
+            if done:
+                pending[0] = pending[0][done:]
+    finally:
+        os.close(fd)
 
 
 def read_chunks(refs: list[ChunkRef]) -> list[bytes]:

@@ -252,7 +252,7 @@ class TileRun:
         plans = ordered_map(
             prepare_scene, todo,
             lambda p: (p, self.sensor, self.profiles, self.params, self.fingerprints.get(p)),
-            self.client, per_thread=1, priority=10, retries=retries,
+            self.client, per_thread=4, priority=10, retries=retries,
         )
         spool = str(self.appender.spool)
         parts = ordered_map(
