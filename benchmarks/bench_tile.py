@@ -292,7 +292,7 @@ tmp = Path(tempfile.mkdtemp())
 layout = ShardLayout.of(ChipStore.create(tmp / "s.zarr", p.chip_size).path)
 plan = prepare_scene({str(path)!r}, load_profile("gf2-pms"), all_profiles(), p)
 for i in list(range(0, len(plan.parts), max(1, len(plan.parts) // 12))) + [len(plan.parts) - 1]:
-    tile_part(plan.info, plan.stretch, plan.parts[i], p, layout, str(tmp))
+    tile_part(plan.info, plan.stretch, plan.parts[i], p, layout)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,18 +53,14 @@ def dask_client(
         yield client
 
 
-def check_workers_see(client: Client, folder: Path, store: Path) -> None:
+def check_workers_see(client: Client, probe: Path, store: Path) -> None:
     """Refuse, in one line, a store that a worker cannot reach: workers write into it.
 
-    The driver drops a probe file into ``folder`` and asks every worker to read it.
+    ``probe`` is a file of the store whose content is unique to this run (the
+    lock, which names the process holding it); every worker reads it back.
     """
-    token = uuid.uuid4().hex
-    probe = folder / f"probe-{token}"
-    probe.write_text(token)
-    try:
-        seen = client.run(_sees, str(probe), token)
-    finally:
-        probe.unlink(missing_ok=True)
+    expected = probe.read_text()
+    seen = client.run(_reads, str(probe), expected)
     blind = sorted(address for address, ok in seen.items() if not ok)
     if blind:
         raise InputError(
@@ -76,8 +71,8 @@ def check_workers_see(client: Client, folder: Path, store: Path) -> None:
         )
 
 
-def _sees(path: str, token: str) -> bool:
+def _reads(path: str, expected: str) -> bool:
     try:
-        return Path(path).read_text() == token
+        return Path(path).read_text() == expected
     except OSError:
         return False

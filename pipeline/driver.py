@@ -45,38 +45,47 @@ def ordered_map(
     args: Callable[[T], tuple[Any, ...]],
     client: Client | None,
     per_thread: int = 4,
+    keep: Callable[[Any], Any] | None = None,
     **submit: Any,
 ) -> Generator[tuple[T, Any], None, None]:
     """``(item, fn(*args(item)))`` in the order of ``items``, computed on ``client``'s
     workers with a bounded window (in this process when ``client`` is None).
 
+    With ``keep``, results stay where they were computed: what comes back is
+    ``(keep(result), future)``, ``keep`` running on the worker too, so later tasks
+    can take the whole result from the future without it passing through here.
     A task that raised yields its exception instead of a result.  Closing the
     iterator cancels whatever is still in flight.
     """
     if client is None:
         for item in items:
             try:
-                yield item, fn(*args(item))
+                result = fn(*args(item))
+                yield item, result if keep is None else (keep(result), result)
             except Exception as e:
-                yield item, e
+                yield item, e if keep is None else (e, None)
         return
     window = InFlight(client, per_thread)
     source = iter(items)
-    pending: deque[tuple[T, Future]] = deque()
+    pending: deque[tuple[T, Future, Future | None]] = deque()
     try:
         while True:
             while len(pending) < window.size():
                 item = next(source, _END)
                 if item is _END:
                     break
-                pending.append((item, client.submit(fn, *args(item), pure=False, **submit)))
+                future = client.submit(fn, *args(item), pure=False, **submit)
+                small = None if keep is None else client.submit(keep, future, pure=False)
+                pending.append((item, future, small))
             if not pending:
                 return
-            item, future = pending.popleft()
-            yield item, _outcome(future)
+            item, future, small = pending.popleft()
+            yield item, _outcome(future) if small is None else (_outcome(small), future)
     finally:
-        for _, future in pending:
+        for _, future, small in pending:
             future.cancel()
+            if small is not None:
+                small.cancel()
 
 
 _END: Any = object()

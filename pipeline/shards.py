@@ -194,55 +194,29 @@ def chunk_refs(layout: ShardLayout, shard: int, count: int | None = None) -> lis
             for o, b in index]
 
 
-def write_shard(layout: ShardLayout, shard: int, refs: list[ChunkRef]) -> None:
+def write_shard(layout: ShardLayout, shard: int, chunks: list[bytes]) -> None:
     """Write shard ``shard`` from encoded chunks (chip ``shard × shard_chips + i`` is
-    ``refs[i]``), byte for byte what zarr writes; atomic (a reader sees the old or new file)."""
-    body, index = _gather(refs, layout.shard_chips)
+    ``chunks[i]``, b"" when all fill), byte for byte what zarr writes; atomic (a reader
+    sees the old file or the new one)."""
     path = layout.shard_path(shard)
     if not Path(layout.array_dir).is_dir():  # never create a store on a host that cannot see it
         raise FileNotFoundError(f"{layout.array_dir}: not visible from this host")
-    if not body:
+    sizes = np.array([len(c) for c in chunks], np.uint64)
+    if not sizes.any():
         path.unlink(missing_ok=True)
         return
+    index = np.full((layout.shard_chips, 2), EMPTY, np.uint64)
+    stored = np.flatnonzero(sizes)
+    index[stored, 0] = np.concatenate([[0], np.cumsum(sizes[stored])[:-1]])
+    index[stored, 1] = sizes[stored]
     raw = index.astype("<u8").tobytes()
     if layout.index_crc:
         raw += np.uint32(google_crc32c.value(raw)).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.unlink(missing_ok=True)  # left by a process that died here with this id
-    _write_new(tmp, [*body, raw])
+    _write_new(tmp, [*chunks, raw])
     os.replace(tmp, path)
-
-
-def _gather(refs: list[ChunkRef], shard_chips: int) -> tuple[list[bytes], np.ndarray]:
-    index = np.full((shard_chips, 2), EMPTY, np.uint64)
-    body: list[bytes] = []
-    start = 0
-    handles: dict[str, int] = {}
-    try:
-        for i, ref in enumerate(refs):
-            if ref.nbytes == 0:
-                continue
-            if ref.path not in handles:
-                handles[ref.path] = os.open(ref.path, os.O_RDONLY)
-            data = os.pread(handles[ref.path], ref.nbytes, ref.offset)
-            if len(data) != ref.nbytes:
-                raise OSError(f"{ref.path}: {ref.nbytes} bytes at {ref.offset} not there")
-            body.append(data)
-            index[i] = (start, ref.nbytes)
-            start += ref.nbytes
-    finally:
-        for fd in handles.values():
-            os.close(fd)
-    return body, index
-
-
-def spool_chunks(folder: Path, name: str, chunks: list[bytes]) -> list[ChunkRef]:
-    """Encoded chunks of one task in one new file (``folder`` must exist); their refs."""
-    path = folder / name
-    _write_new(path, chunks)
-    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])])
-    return [ChunkRef(str(path), int(o), len(c)) for o, c in zip(offsets, chunks, strict=False)]
 
 
 _IOV_MAX = 1024
@@ -267,11 +241,19 @@ def _write_new(path: Path, chunks: list[bytes]) -> None:
 def read_chunks(refs: list[ChunkRef]) -> list[bytes]:
     """The encoded bytes behind ``refs`` (b"" for all-fill chunks)."""
     chunks: list[bytes] = []
-    for ref in refs:
-        if ref.nbytes == 0:
-            chunks.append(b"")
-            continue
-        with open(ref.path, "rb") as f:
-            f.seek(ref.offset)
-            chunks.append(f.read(ref.nbytes))
+    handles: dict[str, int] = {}
+    try:
+        for ref in refs:
+            if ref.nbytes == 0:
+                chunks.append(b"")
+                continue
+            if ref.path not in handles:
+                handles[ref.path] = os.open(ref.path, os.O_RDONLY)
+            data = os.pread(handles[ref.path], ref.nbytes, ref.offset)
+            if len(data) != ref.nbytes:
+                raise OSError(f"{ref.path}: {ref.nbytes} bytes at {ref.offset} not there")
+            chunks.append(data)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
     return chunks

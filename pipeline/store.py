@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -45,13 +45,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
 from pipeline.errors import InputError
-from pipeline.shards import (
-    ChunkRef,
-    ShardLayout,
-    chunk_refs,
-    read_chunks,
-    spool_chunks,
-)
+from pipeline.shards import ChunkRef, ShardLayout, chunk_refs
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"
@@ -304,61 +298,54 @@ class ChipWriter:
 VECTOR_NAMES = tuple(n for n in chip_specs(1) if n != "chips")
 
 
-def spool_dir(store_path: Path) -> Path:
-    """Encoded chunks of a run before they go into shards: beside the store, never in it."""
-    return store_path.parent / f".{store_path.name}.spool"
-
-
 class ShardAppender:
     """The driver's book of an append: which encoded chunk becomes which chip.
 
-    Holds chunk references (never pixels) from the first chip of the last,
-    partial shard, and per-chip vectors since the commit point.  Whole shards
-    are handed out by :meth:`take_shards`; :meth:`commit` writes the vectors and
-    publishes.  The committed chips of a partial last shard are first copied to
-    the spool, because that shard file is rewritten as it grows.
+    Holds one entry per chip (a handle on its encoded bytes, never the pixels:
+    what an entry is belongs to the caller) from the first chip of the last,
+    partial shard on, and the per-chip vectors since the commit point.  Whole
+    shards are handed out by :meth:`take_shards`; :meth:`commit` writes the
+    vectors and publishes.  ``tail`` turns the committed chips of a partial last
+    shard into entries, because that shard file is rewritten as it grows.
     """
 
-    def __init__(self, store: ChipStore) -> None:
+    def __init__(self, store: ChipStore, tail: Callable[[list[ChunkRef]], list[Any]]) -> None:
         self.store = store
         self.layout = ShardLayout.of(store.path)
-        self.spool = spool_dir(store.path)
-        shutil.rmtree(self.spool, ignore_errors=True)  # a dead run's leftovers (we hold the lock)
-        self.spool.mkdir(parents=True)
         self.committed = store.n_chips
         per = self.layout.shard_chips
         self.base = self.committed // per * per
-        tail = chunk_refs(self.layout, self.base // per, self.committed - self.base)
-        self.refs = spool_chunks(self.spool, "committed-tail", read_chunks(tail)) if tail else []
+        refs = chunk_refs(self.layout, self.base // per, self.committed - self.base)
+        self.entries: list[Any] = tail(refs) if refs else []
         self.vectors: dict[str, list[np.ndarray]] = {n: [] for n in VECTOR_NAMES}
         self.handed = self.base  # chips below are in shards already handed out
 
     @property
     def end(self) -> int:
-        return self.base + len(self.refs)
+        return self.base + len(self.entries)
 
-    def append(self, refs: list[ChunkRef], vectors: Mapping[str, np.ndarray]) -> None:
-        self.refs.extend(refs)
+    def append(self, entries: list[Any], vectors: Mapping[str, np.ndarray]) -> None:
+        self.entries.extend(entries)
         for name in VECTOR_NAMES:
             self.vectors[name].append(vectors[name])
 
     def rewind(self, end: int) -> None:
         """Forget chips from ``end`` on (a scene that failed half-way); ``end`` ≥ the commit."""
         assert end >= self.committed, "committed chips are never rewound"
-        del self.refs[end - self.base :]
+        del self.entries[end - self.base :]
         for name in VECTOR_NAMES:
             self.vectors[name] = [self._merged(name)[: end - self.committed]]
         per = self.layout.shard_chips
         self.handed = min(self.handed, end // per * per)
 
-    def take_shards(self, partial: bool = False) -> list[tuple[int, list[ChunkRef]]]:
+    def take_shards(self, partial: bool = False) -> list[tuple[int, list[Any]]]:
         """Shards not handed out yet whose chips are all known (and the last, partial one)."""
         per = self.layout.shard_chips
         stop = self.end if partial else self.end // per * per
-        out = []
-        for lo in range(self.handed, stop, per):
-            refs = self.refs[lo - self.base : min(lo + per, stop) - self.base]
-            out.append((lo // per, refs))
+        out = [
+            (lo // per, self.entries[lo - self.base : min(lo + per, stop) - self.base])
+            for lo in range(self.handed, stop, per)
+        ]
         self.handed = max(self.handed, stop // per * per)
         return out
 
@@ -373,19 +360,12 @@ class ShardAppender:
         self.committed = end
         per = self.layout.shard_chips
         final = min(end, self.handed) // per * per  # whole shards, committed: done with them
-        gone = {r.path for r in self.refs[: final - self.base]}
-        del self.refs[: final - self.base]
+        del self.entries[: final - self.base]
         self.base = final
-        for path in gone - {r.path for r in self.refs}:
-            if path and Path(path).parent == self.spool:  # never another store's shards
-                Path(path).unlink(missing_ok=True)
 
     def _merged(self, name: str) -> np.ndarray:
         spec = chip_specs(1)[name]
         return np.concatenate([np.zeros((0, *spec.tail), spec.dtype), *self.vectors[name]])
-
-    def close(self) -> None:
-        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 @contextmanager

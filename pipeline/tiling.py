@@ -1,18 +1,17 @@
 """``geokr-etl tile``: scenes → chips in the store, dask-parallel below the scene level.
 
 Workers open scenes themselves, cut, filter and encode the chips of one strip
-and spool the encoded bytes; they return only per-chip vectors and where the
-bytes lie.  The driver puts chips in input order (scene, then chip row) and
-hands whole shards to workers to assemble, so no chip passes through it, and
-a killed run that is rerun gives exactly the chips of an uninterrupted one.
+and keep the encoded bytes; only per-chip vectors come back.  The driver puts
+chips in input order (scene, then chip row) and hands each whole shard to a
+worker, which assembles it from the tasks that hold its chips (dask moves them
+between workers, never through the driver or the scheduler).  A killed run
+that is rerun gives exactly the chips of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import socket
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +36,8 @@ from pipeline.radiometry import Stretch, compute_stretch
 from pipeline.report import RunReport, sigterm_as_interrupt
 from pipeline.scenes import SceneInfo, expand_scenes, fingerprint, inspect_scene, open_cached
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
-from pipeline.shards import ChunkRef, ShardLayout, encode_chips, spool_chunks, write_shard
-from pipeline.store import ChipStore, ShardAppender
+from pipeline.shards import ChunkRef, ShardLayout, encode_chips, read_chunks, write_shard
+from pipeline.store import LOCK_NAME, ChipStore, ShardAppender
 from pipeline.windows import chip_rows, gdal_transform, strip_window
 
 MIN_CHIPS_PER_PART = 32
@@ -73,8 +72,12 @@ class ScenePlan:
 @dataclasses.dataclass
 class PartResult:
     vectors: dict[str, np.ndarray]  # per kept chip, store order (chip_scene still unset)
-    refs: list[ChunkRef]  # the kept chips' encoded bytes
+    chunks: list[bytes]  # the kept chips, encoded as the store's inner chunks
     dropped: Counter[str]
+
+    def without_chunks(self) -> PartResult:
+        """What the driver needs; the encoded chips stay on the worker."""
+        return PartResult(self.vectors, [], self.dropped)
 
 
 # -- worker side -------------------------------------------------------------
@@ -121,9 +124,8 @@ def tile_part(
     windows: list[Window],
     params: TileParams,
     layout: ShardLayout,
-    spool: str,
 ) -> PartResult | InputError:
-    """Read one strip of chip rows once; filter, encode and spool its chips."""
+    """Read one strip of chip rows once; filter and encode its chips."""
     strip = strip_window(windows)
     try:
         with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20):
@@ -142,13 +144,22 @@ def tile_part(
     kept = np.flatnonzero(stats.kept)
     dropped = Counter(REASONS[r] for r in stats.reason[stats.reason > 0])
     chips = (rgb[:, rows[i] : rows[i] + size, cols[i] : cols[i] + size] for i in kept)
-    try:
-        refs = spool_chunks(Path(spool), f"{uuid.uuid4().hex}.bin", encode_chips(layout, chips))
-    except OSError as e:
-        return InputError(spool, f"cannot write from host {socket.gethostname()} ({e.strerror});"
-                          " workers need the store on a filesystem they share")
     vectors = _vectors(info, [windows[i] for i in kept], stats, kept, size)
-    return PartResult(vectors, refs, dropped)
+    return PartResult(vectors, encode_chips(layout, chips), dropped)
+
+
+def summary(result: PartResult | InputError) -> PartResult | InputError:
+    return result if isinstance(result, InputError) else result.without_chunks()
+
+
+def assemble_shard(
+    layout: ShardLayout, shard: int, sources: list[tuple[Any, int, int]]
+) -> None:
+    """Write a shard from runs ``[lo, hi)`` of encoded chips held by earlier tasks."""
+    chunks: list[bytes] = []
+    for source, lo, hi in sources:
+        chunks.extend((source.chunks if isinstance(source, PartResult) else source)[lo:hi])
+    write_shard(layout, shard, chunks)
 
 
 def _stretched(stretch: Stretch, data: np.ndarray, block_rows: int = 16) -> np.ndarray:
@@ -238,7 +249,7 @@ class TileRun:
         self.sensor = sensor
         self.profiles = all_profiles()
         self.meta = store.meta
-        self.appender = ShardAppender(store)
+        self.appender = ShardAppender(store, self._load_tail)
         self.shard_jobs: dict[int, Future] = {}
         self.finished: list[dict[str, Any]] = []
         self.fingerprints: dict[str, str] = {}  # computed once, by _pending
@@ -254,16 +265,15 @@ class TileRun:
             lambda p: (p, self.sensor, self.profiles, self.params, self.fingerprints.get(p)),
             self.client, per_thread=4, priority=10, retries=retries,
         )
-        spool = str(self.appender.spool)
         parts = ordered_map(
             tile_part, self._units(plans),
             lambda u: (u[0].plan.info, u[0].plan.stretch, u[0].plan.parts[u[1]], self.params,
-                       self.appender.layout, spool),
-            self.client, per_thread=4, retries=retries,
+                       self.appender.layout),
+            self.client, per_thread=4, keep=summary, retries=retries,
         )
         try:
-            for (scene, index), result in parts:
-                self._take(scene, index, as_input_error(result, scene.plan.info.path))
+            for (scene, index), (result, future) in parts:
+                self._take(scene, index, as_input_error(result, scene.plan.info.path), future)
                 self.committer.tick()
         except KeyboardInterrupt:
             self.report.interrupted = True
@@ -311,7 +321,14 @@ class TileRun:
             for index in range(len(plan.parts)):
                 yield scene, index
 
-    def _take(self, scene: _Scene, index: int, result: PartResult | InputError) -> None:
+    def _load_tail(self, refs: list[ChunkRef]) -> list[tuple[Future, int]]:
+        """The committed chips of a partial last shard, read by a worker, kept there."""
+        future = self.client.submit(read_chunks, refs, pure=False, retries=self.params.retries)
+        return [(future, i) for i in range(len(refs))]
+
+    def _take(
+        self, scene: _Scene, index: int, result: PartResult | InputError, future: Future
+    ) -> None:
         self.bar.update(1)
         if index == 0:
             scene.start = self.appender.end
@@ -324,7 +341,8 @@ class TileRun:
             self.report.fail(scene.plan.info.path, result.reason)
             return
         result.vectors["chip_scene"][:] = scene.scene_id
-        self.appender.append(result.refs, result.vectors)
+        n = len(result.vectors["chip_scene"])
+        self.appender.append([(future, i) for i in range(n)], result.vectors)
         scene.dropped.update(result.dropped)
         self._hand_out(partial=False)
         if index == len(scene.plan.parts) - 1:
@@ -351,12 +369,12 @@ class TileRun:
     def _hand_out(self, partial: bool) -> None:
         """Whole shards to the workers; a shard handed out again (after a rewind) waits
         for its previous write, so writes of one shard never overlap."""
-        for shard, refs in self.appender.take_shards(partial):
+        for shard, entries in self.appender.take_shards(partial):
             previous = self.shard_jobs.pop(shard, None)
             if previous is not None:
                 self._wait(previous)
             self.shard_jobs[shard] = self.client.submit(
-                write_shard, self.appender.layout, shard, refs,
+                assemble_shard, self.appender.layout, shard, _runs(entries),
                 pure=False, retries=self.params.retries, priority=20,
             )
 
@@ -386,6 +404,17 @@ class TileRun:
         self.appender.commit(last["chip_offset"] + last["n_chips"], self.meta)
         self.meta = self.store.meta
         self.finished = []
+
+
+def _runs(entries: list[tuple[Future, int]]) -> list[tuple[Future, int, int]]:
+    """(future, i) entries as runs (future, lo, hi): one argument per task they come from."""
+    runs: list[tuple[Future, int, int]] = []
+    for future, i in entries:
+        if runs and runs[-1][0] is future and runs[-1][2] == i:
+            runs[-1] = (future, runs[-1][1], i + 1)
+        else:
+            runs.append((future, i, i + 1))
+    return runs
 
 
 def unique_scenes(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -460,10 +489,9 @@ def run_tile(
         store.recover()
         run = TileRun(store, client, params, report, sensor, progress)
         try:
-            check_workers_see(client, run.appender.spool, store.path)
+            check_workers_see(client, store.path / LOCK_NAME, store.path)
             run.run(paths)
         finally:
-            run.appender.close()
             report.finish()
             record_run(store, report)
     return report

@@ -185,4 +185,3 @@ def test_chips_move_as_bytes_and_parts_stay_intact(tmp_path: Path) -> None:
     for i, b in enumerate(batches, start=1):  # the part stores are read, never changed
         np.testing.assert_array_equal(
             ChipStore.open(part_store_path(store, Part(i, 4))).read("chips"), b.chips)
-    assert not list(tmp_path.glob(".*spool*"))

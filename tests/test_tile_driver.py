@@ -18,7 +18,7 @@ from pipeline.driver import Committer, InFlight, ordered_map
 from pipeline.errors import InputError
 from pipeline.landcover.gridstore import GridScene, grid_store
 from pipeline.landcover.run import LabelConfig, run_label
-from pipeline.store import writer_lock
+from pipeline.store import LOCK_NAME, writer_lock
 
 
 def slow_square(x: int) -> int:
@@ -104,8 +104,8 @@ class BlindWorker:
 
 
 def test_a_store_the_workers_cannot_see_is_refused(tmp_path: Path, dask_client: Client) -> None:
-    check_workers_see(dask_client, tmp_path, tmp_path / "s.zarr")  # a shared filesystem
-    with pytest.raises(InputError, match=r"s\.zarr: not visible from the dask worker at "
-                       r"tcp://10\.0\.0\.7:4242.*shared POSIX filesystem"):
-        check_workers_see(BlindWorker(), tmp_path, tmp_path / "s.zarr")  # type: ignore[arg-type]
-    assert not list(tmp_path.iterdir()), "the probe is removed"
+    with writer_lock(tmp_path, "a tile run"):  # what the probe reads: unique to this run
+        check_workers_see(dask_client, tmp_path / LOCK_NAME, tmp_path)  # a shared filesystem
+        with pytest.raises(InputError, match=r"not visible from the dask worker at "
+                           r"tcp://10\.0\.0\.7:4242.*shared POSIX filesystem"):
+            check_workers_see(BlindWorker(), tmp_path / LOCK_NAME, tmp_path)  # type: ignore[arg-type]

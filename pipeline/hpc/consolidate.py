@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pipeline.errors import InputError
 from pipeline.hpc.parts import Part, find_part_stores, parts_dir
 from pipeline.report import RunReport
-from pipeline.shards import ShardLayout, chunk_refs, write_shard
+from pipeline.shards import ChunkRef, ShardLayout, chunk_refs, read_chunks, write_shard
 from pipeline.store import VECTOR_CHUNK, VECTOR_NAMES, ChipStore, ShardAppender, writer_lock
 
 RECORD_KEY = "consolidated"
@@ -108,34 +108,37 @@ def _append(store: ChipStore, source: ChipStore, part: Part, bar: tqdm) -> None:
     """
     start, scene_base = store.n_chips, len(store.scenes)
     layout = ShardLayout.of(source.path)
-    appender = ShardAppender(store)
+    appender = ShardAppender(store, read_chunks)  # entries: bytes, or refs into the part
     if layout.blosc != appender.layout.blosc:
         raise InputError(source.path, "chips encoded with another codec than the store's")
-    try:
-        per, n = layout.shard_chips, source.n_chips
-        block = max(per, VECTOR_CHUNK // per * per)  # whole shards, one vector chunk read
-        for lo in range(0, n, block):
-            hi = min(lo + block, n)
-            vectors = {name: source.read(name, slice(lo, hi)) for name in VECTOR_NAMES}
-            vectors["chip_scene"] = (vectors["chip_scene"] + scene_base).astype("int32")
-            refs = [r for s in range(lo // per, -(-hi // per))
-                    for r in chunk_refs(layout, s, min(per, n - s * per))]
-            appender.append(refs, vectors)
-            for shard, chunks in appender.take_shards():
-                write_shard(appender.layout, shard, chunks)
-            bar.update(hi - lo)
-        for shard, chunks in appender.take_shards(partial=True):
-            write_shard(appender.layout, shard, chunks)
-        meta = store.meta
-        base = {"id": scene_base, "chip_offset": start, "run": len(meta["runs"])}
-        meta["scenes"] = store.scenes + [_renumber(s, base) for s in source.scenes]
-        meta["runs"] = list(meta["runs"]) + [{**r, "part": str(part)} for r in source.meta["runs"]]
-        record = {"part": str(part), "path": str(source.path), "offset": start,
-                  "n_chips": n, "n_scenes": len(source.scenes)}
-        meta[RECORD_KEY] = [*meta.get(RECORD_KEY, []), record]
-        appender.commit(start + n, meta)
-    finally:
-        appender.close()
+    per, n = layout.shard_chips, source.n_chips
+    block = max(per, VECTOR_CHUNK // per * per)  # whole shards, one vector chunk read
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        vectors = {name: source.read(name, slice(lo, hi)) for name in VECTOR_NAMES}
+        vectors["chip_scene"] = (vectors["chip_scene"] + scene_base).astype("int32")
+        refs = [r for s in range(lo // per, -(-hi // per))
+                for r in chunk_refs(layout, s, min(per, n - s * per))]
+        appender.append(refs, vectors)
+        _write_shards(appender, appender.take_shards())
+        bar.update(hi - lo)
+    _write_shards(appender, appender.take_shards(partial=True))
+    meta = store.meta
+    base = {"id": scene_base, "chip_offset": start, "run": len(meta["runs"])}
+    meta["scenes"] = store.scenes + [_renumber(s, base) for s in source.scenes]
+    meta["runs"] = list(meta["runs"]) + [{**r, "part": str(part)} for r in source.meta["runs"]]
+    record = {"part": str(part), "path": str(source.path), "offset": start,
+              "n_chips": n, "n_scenes": len(source.scenes)}
+    meta[RECORD_KEY] = [*meta.get(RECORD_KEY, []), record]
+    appender.commit(start + n, meta)
+
+
+def _write_shards(appender: ShardAppender, shards: list[tuple[int, list[Any]]]) -> None:
+    for shard, entries in shards:
+        refs = [e for e in entries if isinstance(e, ChunkRef)]
+        read = iter(read_chunks(refs))
+        chunks = [e if isinstance(e, bytes) else next(read) for e in entries]
+        write_shard(appender.layout, shard, chunks)
 
 
 def _renumber(scene: dict[str, Any], base: dict[str, int]) -> dict[str, Any]:
