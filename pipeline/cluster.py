@@ -19,13 +19,12 @@ def default_workers() -> int:
 
 
 @contextmanager
-def dask_client(
-    workers: int | None = None, scheduler: str | None = None, dashboard: str | None = None
-) -> Iterator[Client]:
+def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
     """A client for the run; an embedded cluster is torn down with it.
 
-    No dashboard unless ``dashboard`` names an address: it costs start-up time
-    and a port that a second run on the same host would find taken.  One worker
+    The embedded cluster has no dashboard: it costs start-up time and a port that
+    a second run on the same host would find taken (start a scheduler with one and
+    pass ``--scheduler`` to watch a run).  One worker
     runs as a thread of this process: nothing to spawn and import again, and the
     driver's own work is small enough not to compete with it.
     """
@@ -41,12 +40,12 @@ def dask_client(
             n_workers=n,
             threads_per_worker=1,
             processes=n > 1,
-            dashboard_address=dashboard,
+            dashboard_address=None,
             worker_dashboard_address=None,
             memory_limit="auto",
             # the scheduler's HTTP endpoints (health, metrics) on any free port: the
             # default 8787 is taken by any other run on the host, with a warning
-            scheduler_kwargs=None if dashboard else {"dashboard_address": ":0"},
+            scheduler_kwargs={"dashboard_address": ":0"},
         ) as cluster,
         Client(cluster) as client,
     ):

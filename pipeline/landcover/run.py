@@ -188,7 +188,7 @@ def _client(cfg: LabelConfig) -> contextlib.AbstractContextManager[Client | None
 
 
 class _Writer:
-    """Keeps finished rows in memory and publishes the longest finished prefix."""
+    """Keeps finished rows (they come in chip order) in memory and publishes them."""
 
     def __init__(self, labels: LabelSet, start: int, n: int, min_labeled: float) -> None:
         self.labels, self.start, self.min_labeled = labels, start, min_labeled
@@ -197,7 +197,6 @@ class _Writer:
         self.frac = np.zeros(n - start, np.float32)
         self.valid = np.zeros(n - start, bool)
         self.dominant = np.full(n - start, -1, np.int16)
-        self.finished: dict[int, int] = {}
         self.done = self.written = start
         # tile path → chips it labelled (over all runs), kept in the label set's attrs
         self.tiles: dict[str, int] = {t["path"]: t["chips"] for t in labels.header["tiles"]}
@@ -213,9 +212,8 @@ class _Writer:
         self.dominant[i] = np.where(lab > 0, props.argmax(1), -1)
         for path, k in r.tile_chips.items():
             self.tiles[path] = self.tiles.get(path, 0) + k
-        self.finished[int(r.chip_ids[0])] = int(r.chip_ids[-1]) + 1
-        while self.done in self.finished:
-            self.done = self.finished.pop(self.done)
+        assert int(r.chip_ids[0]) == self.done, "results come in chip order"
+        self.done = int(r.chip_ids[-1]) + 1
 
     def flush(self, report: RunReport) -> None:
         if self.done == self.written:
