@@ -349,6 +349,14 @@ class ShardAppender:
         self.handed = max(self.handed, stop // per * per)
         return out
 
+    def release(self, keep_from: int) -> None:
+        """Drop the entries of handed-out shards wholly before chip ``keep_from`` (nothing
+        can rewind there any more), so what they hold can be freed before the commit."""
+        per = self.layout.shard_chips
+        stop = min(keep_from, self.handed) // per * per
+        for i in range(self.base, stop):
+            self.entries[i - self.base] = None
+
     def commit(self, end: int, meta: Mapping[str, Any]) -> None:
         """Publish chips ``[0, end)``; their shards must be on disk already."""
         n = end - self.committed

@@ -345,6 +345,7 @@ class TileRun:
         self.appender.append([(future, i) for i in range(n)], result.vectors)
         scene.dropped.update(result.dropped)
         self._hand_out(partial=False)
+        self.appender.release(scene.start)  # a failure of this scene rewinds no further
         if index == len(scene.plan.parts) - 1:
             self._finish(scene)
 
