@@ -109,16 +109,19 @@ def process_cluster(workers: int) -> Iterator[Client]:
         yield client
 
 
-def tile_run(path: Path, client: Client, tmp: Path, sensor: str) -> dict[str, float]:
+def tile_run(path: Path, client: Client, tmp: Path, sensor: str) -> dict[str, Any]:
     """Steady state: seconds of one run on a started cluster, and the driver's CPU seconds
     (its main thread: the run's own logic; the process: plus the embedded scheduler)."""
     store = tmp / "bench.zarr"
     shutil.rmtree(store, ignore_errors=True)
     wcpu0 = workers_cpu(client)
     t0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
+    wall0 = time.time()
     report = run_tile(store, [str(path)], client, TileParams(), sensor, progress=False)
     assert threading.current_thread() is threading.main_thread()
+    where = worker_profile(client.profile(start=wall0))
     return {
+        "where": ", ".join(f"{name} {share:.0%}" for name, share in where[:7]),
         "seconds": time.perf_counter() - t0,
         "workers_cpu": workers_cpu(client) - wcpu0,
         "driver_main_cpu": time.thread_time() - main0,
@@ -126,6 +129,22 @@ def tile_run(path: Path, client: Client, tmp: Path, sensor: str) -> dict[str, fl
         "windows": report.counts["chips_considered"],
         "chips": report.counts["chips_written"],
     }
+
+
+def worker_profile(tree: dict[str, Any]) -> list[tuple[str, float]]:
+    """Shares of the workers' sampled time by function (its own time, callees excluded)."""
+    own: dict[str, int] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        children = node.get("children", {})
+        name = node.get("description", {}).get("name") or node.get("identifier", "?")
+        own[name] = own.get(name, 0) + node["count"] - sum(c["count"] for c in children.values())
+        for child in children.values():
+            walk(child)
+
+    walk(tree)
+    total = max(1, tree["count"])
+    return sorted(((k, v / total) for k, v in own.items()), key=lambda kv: -kv[1])
 
 
 def cli_seconds(path: Path, tmp: Path, sensor: str) -> tuple[float, float]:
@@ -164,6 +183,8 @@ def scene_figures(name: str, path: Path, sensor: str, rgb: list[int], tmp: Path,
           f"(CLI wall {end_to_end:.2f} s)")
     print(f"  driver CPU per chip window: main thread {one['driver_main_cpu'] / n * 1e3:.3f} ms, "
           f"whole driver process (with the scheduler) {one['driver_process_cpu'] / n * 1e3:.3f} ms")
+    print(f"  the worker's sampled time by function (own time; __call__: C code under the task, "
+          f"reading and decoding mostly): {one['where']}")
     workers = 2
     while workers <= workers_max:
         with process_cluster(workers) as client:
