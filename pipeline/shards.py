@@ -8,15 +8,25 @@ directory, ``sharding_indexed`` with the index at the end, inner codecs
 index once per shard and then each chip with one ``pread`` and one Blosc
 decode.  Any other layout returns ``None`` from :func:`open_shards` and the
 caller keeps using zarr.  Tests compare every chip against zarr's own read.
+
+The writer side builds whole shard files from already encoded chunks (the
+tile workers' output, or another store's shards), byte for byte what zarr
+would write, so chips are encoded once, by whoever cut them, and moving them
+between stores never decodes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 from numcodecs import Blosc
 
@@ -145,3 +155,129 @@ def _sharding_spec(meta: dict[str, Any]) -> dict[str, Any] | None:
     if not ok:
         return None
     return {"shard_chips": int(shard_shape[0]), "crc": index[-1] == "crc32c"}
+
+
+# -- writer side: shards assembled from encoded chunks, no decode ---------------------------
+@dataclasses.dataclass(frozen=True)
+class ChunkRef:
+    """Where one encoded inner chunk (one chip) lies; ``nbytes == 0``: all fill, not stored."""
+
+    path: str
+    offset: int
+    nbytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardLayout:
+    """What a writer needs to produce shard files exactly as zarr would."""
+
+    array_dir: str
+    shard_chips: int
+    index_crc: bool
+    blosc: tuple[tuple[str, Any], ...]  # numcodecs Blosc config
+
+    @classmethod
+    def of(cls, store_path: Path, name: str = "chips") -> ShardLayout:
+        array_dir = store_path / name
+        meta = json.loads((array_dir / "zarr.json").read_text())
+        spec = _sharding_spec(meta)
+        if spec is None:
+            raise ValueError(f"{array_dir}: not the sharded layout this module writes")
+        blosc = meta["codecs"][0]["configuration"]["codecs"][1]["configuration"]
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[blosc["shuffle"]]
+        config = {"cname": blosc["cname"], "clevel": blosc["clevel"], "shuffle": shuffle,
+                  "blocksize": blosc["blocksize"], "typesize": blosc.get("typesize", 1)}
+        return cls(str(array_dir), spec["shard_chips"], spec["crc"], tuple(sorted(config.items())))
+
+    def shard_path(self, shard: int) -> Path:
+        return Path(self.array_dir) / "c" / str(shard) / "0" / "0" / "0"
+
+
+@functools.lru_cache(maxsize=4)
+def _codec(config: tuple[tuple[str, Any], ...]) -> Blosc:
+    return Blosc.from_config(dict(config))
+
+
+def encode_chips(layout: ShardLayout, chips: Iterable[np.ndarray]) -> list[bytes]:
+    """Each chip as zarr encodes an inner chunk; b"" for an all-fill chip (zarr skips it)."""
+    codec = _codec(layout.blosc)
+    return [codec.encode(np.ascontiguousarray(c)) if c.any() else b"" for c in chips]
+
+
+def chunk_refs(layout: ShardLayout, shard: int, count: int | None = None) -> list[ChunkRef]:
+    """The first ``count`` inner chunks of a shard file on disk (all when None)."""
+    n = layout.shard_chips if count is None else count
+    path = layout.shard_path(shard)
+    if not path.exists():
+        return [ChunkRef(str(path), 0, 0)] * n
+    with path.open("rb") as f:
+        f.seek(-(layout.shard_chips * 16 + (CRC_BYTES if layout.index_crc else 0)), 2)
+        raw = f.read(layout.shard_chips * 16)
+    index = np.frombuffer(raw, "<u8").reshape(-1, 2)[:n]
+    return [ChunkRef(str(path), 0, 0) if o == EMPTY else ChunkRef(str(path), int(o), int(b))
+            for o, b in index]
+
+
+def write_shard(layout: ShardLayout, shard: int, chunks: list[bytes]) -> None:
+    """Write shard ``shard`` from encoded chunks (chip ``shard × shard_chips + i`` is
+    ``chunks[i]``, b"" when all fill), byte for byte what zarr writes; atomic (a reader
+    sees the old file or the new one)."""
+    path = layout.shard_path(shard)
+    if not Path(layout.array_dir).is_dir():  # never create a store on a host that cannot see it
+        raise FileNotFoundError(f"{layout.array_dir}: not visible from this host")
+    sizes = np.array([len(c) for c in chunks], np.uint64)
+    if not sizes.any():
+        path.unlink(missing_ok=True)
+        return
+    index = np.full((layout.shard_chips, 2), EMPTY, np.uint64)
+    stored = np.flatnonzero(sizes)
+    index[stored, 0] = np.concatenate([[0], np.cumsum(sizes[stored])[:-1]])
+    index[stored, 1] = sizes[stored]
+    raw = index.astype("<u8").tobytes()
+    if layout.index_crc:
+        raw += np.uint32(google_crc32c.value(raw)).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)  # left by a process that died here with this id
+    _write_new(tmp, [*chunks, raw])
+    os.replace(tmp, path)
+
+
+_IOV_MAX = 1024
+
+
+def _write_new(path: Path, chunks: list[bytes]) -> None:
+    """A new file holding ``chunks`` back to back, written without joining them first."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        pending = [c for c in chunks if c]
+        while pending:
+            done = os.writev(fd, pending[:_IOV_MAX])
+            while pending and done >= len(pending[0]):  # drop what was written
+                done -= len(pending[0])
+                pending = pending[1:]
+            if done:
+                pending[0] = pending[0][done:]
+    finally:
+        os.close(fd)
+
+
+def read_chunks(refs: list[ChunkRef]) -> list[bytes]:
+    """The encoded bytes behind ``refs`` (b"" for all-fill chunks)."""
+    chunks: list[bytes] = []
+    handles: dict[str, int] = {}
+    try:
+        for ref in refs:
+            if ref.nbytes == 0:
+                chunks.append(b"")
+                continue
+            if ref.path not in handles:
+                handles[ref.path] = os.open(ref.path, os.O_RDONLY)
+            data = os.pread(handles[ref.path], ref.nbytes, ref.offset)
+            if len(data) != ref.nbytes:
+                raise OSError(f"{ref.path}: {ref.nbytes} bytes at {ref.offset} not there")
+            chunks.append(data)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    return chunks

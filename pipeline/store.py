@@ -16,8 +16,14 @@ Commit protocol: chip data is first written *past* the visible end of every
 array (invisible to readers), then the arrays are resized and finally
 ``attrs["geokr"]["n_chips"]`` and the scene table are updated in one atomic
 write.  ``n_chips`` is the commit point; a crash before it leaves only
-invisible bytes that the next writer overwrites.  Only one process (the run's
-driver) ever writes, so no two tasks can write the same chunk or shard.
+invisible bytes that the next writer overwrites.
+
+Writers: one run holds the store's lock.  Its driver decides which encoded
+chunk becomes which chip (:class:`ShardAppender`) and writes only the per-chip
+vectors and the metadata; shard files are assembled from encoded chunks by
+whoever the driver hands a whole shard to (tile: the dask workers), so no two
+tasks ever write the same shard at once.  :class:`ChipWriter` is the simple
+in-process writer for chips already in memory.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -40,11 +46,19 @@ from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
 from pipeline.errors import InputError
+from pipeline.shards import ChunkRef, ShardLayout, chunk_refs
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"
 LOCK_GROUP = ".geokr_writer"  # the writer lock: an empty zarr group, so zarr readers see no junk
 LEGACY_LOCK = ".geokr.lock"  # the lock file of stores written before
+
+
+def lock_file(path: Path) -> Path:
+    """The writer lock's file; it names the holding process, so it is unique to a run."""
+    return path / LOCK_GROUP / "zarr.json"
+
+
 _LOCK_BYTES = 1024
 DEFAULT_SHARD_CHIPS = 256
 VECTOR_CHUNK = 65536
@@ -306,6 +320,87 @@ class ChipWriter:
         self.written = upto
 
 
+VECTOR_NAMES = tuple(n for n in chip_specs(1) if n != "chips")
+
+
+class ShardAppender:
+    """The driver's book of an append: which encoded chunk becomes which chip.
+
+    Holds one entry per chip (a handle on its encoded bytes, never the pixels:
+    what an entry is belongs to the caller) from the first chip of the last,
+    partial shard on, and the per-chip vectors since the commit point.  Whole
+    shards are handed out by :meth:`take_shards`; :meth:`commit` writes the
+    vectors and publishes.  ``tail`` turns the committed chips of a partial last
+    shard into entries, because that shard file is rewritten as it grows.
+    """
+
+    def __init__(self, store: ChipStore, tail: Callable[[list[ChunkRef]], list[Any]]) -> None:
+        self.store = store
+        self.layout = ShardLayout.of(store.path)
+        self.committed = store.n_chips
+        per = self.layout.shard_chips
+        self.base = self.committed // per * per
+        refs = chunk_refs(self.layout, self.base // per, self.committed - self.base)
+        self.entries: list[Any] = tail(refs) if refs else []
+        self.vectors: dict[str, list[np.ndarray]] = {n: [] for n in VECTOR_NAMES}
+        self.handed = self.base  # chips below are in shards already handed out
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.entries)
+
+    def append(self, entries: list[Any], vectors: Mapping[str, np.ndarray]) -> None:
+        self.entries.extend(entries)
+        for name in VECTOR_NAMES:
+            self.vectors[name].append(vectors[name])
+
+    def rewind(self, end: int) -> None:
+        """Forget chips from ``end`` on (a scene that failed half-way); ``end`` ≥ the commit."""
+        assert end >= self.committed, "committed chips are never rewound"
+        del self.entries[end - self.base :]
+        for name in VECTOR_NAMES:
+            self.vectors[name] = [self._merged(name)[: end - self.committed]]
+        per = self.layout.shard_chips
+        self.handed = min(self.handed, end // per * per)
+
+    def take_shards(self, partial: bool = False) -> list[tuple[int, list[Any]]]:
+        """Shards not handed out yet whose chips are all known (and the last, partial one)."""
+        per = self.layout.shard_chips
+        stop = self.end if partial else self.end // per * per
+        out = [
+            (lo // per, self.entries[lo - self.base : min(lo + per, stop) - self.base])
+            for lo in range(self.handed, stop, per)
+        ]
+        self.handed = max(self.handed, stop // per * per)
+        return out
+
+    def release(self, keep_from: int) -> None:
+        """Drop the entries of handed-out shards wholly before chip ``keep_from`` (nothing
+        can rewind there any more), so what they hold can be freed before the commit."""
+        per = self.layout.shard_chips
+        stop = min(keep_from, self.handed) // per * per
+        for i in range(self.base, stop):
+            self.entries[i - self.base] = None
+
+    def commit(self, end: int, meta: Mapping[str, Any]) -> None:
+        """Publish chips ``[0, end)``; their shards must be on disk already."""
+        n = end - self.committed
+        for name in VECTOR_NAMES:
+            merged = self._merged(name)
+            _write_beyond(self.store.array(name), self.committed, merged[:n])
+            self.vectors[name] = [merged[n:]]
+        self.store.commit(end, meta)
+        self.committed = end
+        per = self.layout.shard_chips
+        final = min(end, self.handed) // per * per  # whole shards, committed: done with them
+        del self.entries[: final - self.base]
+        self.base = final
+
+    def _merged(self, name: str) -> np.ndarray:
+        spec = chip_specs(1)[name]
+        return np.concatenate([np.zeros((0, *spec.tail), spec.dtype), *self.vectors[name]])
+
+
 @contextmanager
 def writer_lock(path: Path, what: str) -> Iterator[None]:
     """An OS lock on ``STORE/.geokr_writer/zarr.json``, released if the holder dies.
@@ -318,7 +413,7 @@ def writer_lock(path: Path, what: str) -> Iterator[None]:
         if not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, "no write permission", str(path))
         (path / LOCK_GROUP).mkdir(exist_ok=True)
-        fd = os.open(path / LOCK_GROUP / "zarr.json", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_file(path), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise InputError(path, f"store is read-only ({e.strerror}); tile, label and "

@@ -1,15 +1,19 @@
 """``geokr-etl tile``: scenes → chips in the store, dask-parallel below the scene level.
 
-Workers open scenes themselves and return kept chips; the driver is the only
-writer and writes in input order (scene, then chip row), so a killed run that
-is rerun gives exactly the chips of an uninterrupted one.
+Workers open scenes themselves, cut, filter and encode the chips of one strip
+and keep the encoded bytes; only per-chip vectors come back.  The driver puts
+chips in input order (scene, then chip row) and hands each whole shard to a
+worker, which assembles it from the tasks that hold its chips (dask moves them
+between workers, never through the driver or the scheduler).  A killed run
+that is rerun gives exactly the chips of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections import Counter, deque
+import sys
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +22,14 @@ import rasterio
 from affine import Affine
 from dask.distributed import Client, Future
 from rasterio.crs import CRS
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from tqdm import tqdm
 
+from pipeline.cluster import check_workers_see
+from pipeline.driver import Committer, ordered_map
 from pipeline.errors import InputError
-from pipeline.filters import FilterParams, drop_reason, gray
+from pipeline.filters import REASONS, ChipStats, FilterParams, strip_stats
+from pipeline.geobounds import bounds_wgs84
 from pipeline.hpc.parts import Part, part_store_path, select_part
 from pipeline.nodata import NodataChoice
 from pipeline.radiometry import Stretch, compute_stretch
@@ -37,12 +43,11 @@ from pipeline.scenes import (
     open_cached,
 )
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
-from pipeline.store import ChipBatch, ChipStore
+from pipeline.shards import ChunkRef, ShardLayout, encode_chips, read_chunks, write_shard
+from pipeline.store import ChipStore, ShardAppender, lock_file
 from pipeline.windows import chip_rows, gdal_transform, strip_window
 
-WGS84 = CRS.from_epsg(4326)
 MIN_CHIPS_PER_PART = 32
-WORKER_RECOUNT_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +80,13 @@ class ScenePlan:
 
 @dataclasses.dataclass
 class PartResult:
-    batch: ChipBatch
+    vectors: dict[str, np.ndarray]  # per kept chip, store order (chip_scene still unset)
+    chunks: list[bytes]  # the kept chips, encoded as the store's inner chunks
     dropped: Counter[str]
+
+    def without_chunks(self) -> PartResult:
+        """What the driver needs; the encoded chips stay on the worker."""
+        return PartResult(self.vectors, [], self.dropped)
 
 
 # -- worker side -------------------------------------------------------------
@@ -98,8 +108,10 @@ def prepare_scene(
     """Check the scene, compute its stretch and its chip windows."""
     try:
         info = inspect_scene(path, sensor, profiles, known_fingerprint, params.nodata)
-        with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20), rasterio.open(path) as src:
-            stretch = compute_stretch(src, info.sensor.rgb, params.percentiles, info.nodata)
+        with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20):
+            # this thread's handle: blocks the sample decodes stay cached for its strips
+            stretch = compute_stretch(open_cached(path), info.sensor.rgb, params.percentiles,
+                                      info.nodata)
         if stretch is None:
             return InputError(path, "all nodata (no valid pixel in the sample)")
         rows = chip_rows(info.height, info.width, params.chip_size, params.overlap)
@@ -117,9 +129,13 @@ def prepare_scene(
 
 
 def tile_part(
-    info: SceneInfo, stretch: Stretch, windows: list[Window], params: TileParams
+    info: SceneInfo,
+    stretch: Stretch,
+    windows: list[Window],
+    params: TileParams,
+    layout: ShardLayout,
 ) -> PartResult | InputError:
-    """Read one strip of chip rows once and cut, stretch and filter its chips."""
+    """Read one strip of chip rows once; filter and encode its chips."""
     strip = strip_window(windows)
     try:
         with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20):
@@ -128,10 +144,67 @@ def tile_part(
             valid = _valid_pixels(src, info, strip, data)
     except Exception as e:
         return InputError(info.path, f"read failed at {strip} ({str(e).splitlines()[0]})")
-    rgb = stretch.apply(data)
+    rgb = _stretched(stretch, data)
     if not valid.all():
         rgb[:, ~valid] = 0
-    return _cut(info, windows, strip, rgb, valid, params)
+    rows = np.array([int(w.row_off - strip.row_off) for w in windows])
+    cols = np.array([int(w.col_off - strip.col_off) for w in windows])
+    size = params.chip_size
+    stats = strip_stats(rgb, valid, rows, cols, size, params.filters)
+    kept = np.flatnonzero(stats.kept)
+    dropped = Counter(REASONS[r] for r in stats.reason[stats.reason > 0])
+    chips = (rgb[:, rows[i] : rows[i] + size, cols[i] : cols[i] + size] for i in kept)
+    vectors = _vectors(info, [windows[i] for i in kept], stats, kept, size)
+    return PartResult(vectors, encode_chips(layout, chips), dropped)
+
+
+def summary(result: PartResult | InputError) -> PartResult | InputError:
+    return result if isinstance(result, InputError) else result.without_chunks()
+
+
+def assemble_shard(
+    layout: ShardLayout, shard: int, sources: list[tuple[Any, int, int]]
+) -> None:
+    """Write a shard from runs ``[lo, hi)`` of encoded chips held by earlier tasks."""
+    chunks: list[bytes] = []
+    for source, lo, hi in sources:
+        chunks.extend((source.chunks if isinstance(source, PartResult) else source)[lo:hi])
+    write_shard(layout, shard, chunks)
+
+
+def _stretched(stretch: Stretch, data: np.ndarray, block_rows: int = 16) -> np.ndarray:
+    """``stretch.apply(data)``; 16-bit strips go through its lookup tables a block of rows
+    at a time, so input and output stay in cache (about twice as fast on a long strip)."""
+    if stretch.low is None or data.dtype != np.uint16:
+        return stretch.apply(data)
+    luts = stretch.lookup_tables()
+    out = np.empty(data.shape, np.uint8)
+    for r in range(0, data.shape[1], block_rows):
+        for b in range(len(data)):
+            np.take(luts[b], data[b, r : r + block_rows], out=out[b, r : r + block_rows])
+    return out
+
+
+def _vectors(
+    info: SceneInfo, windows: list[Window], stats: ChipStats, kept: np.ndarray, size: int
+) -> dict[str, np.ndarray]:
+    scene_transform = Affine.from_gdal(*info.transform)
+    gts = np.array([gdal_transform(w, scene_transform) for w in windows], np.float64)
+    gts = gts.reshape(-1, 6)
+    boxes = np.stack(
+        [gts[:, 0], gts[:, 3] + gts[:, 5] * size, gts[:, 0] + gts[:, 1] * size, gts[:, 3]], 1
+    )
+    return {
+        "chip_scene": np.full(len(windows), -1, np.int32),
+        "chip_window": np.array(
+            [(int(w.row_off), int(w.col_off), int(w.height), int(w.width)) for w in windows],
+            np.int32,
+        ).reshape(-1, 4),
+        "chip_transform": gts,
+        "chip_bounds_wgs84": bounds_wgs84(CRS.from_wkt(info.crs_wkt), boxes),
+        "chip_cloud_fraction": stats.cloud[kept].astype(np.float32),
+        "chip_nodata_fraction": stats.nodata[kept].astype(np.float32),
+    }
 
 
 def _valid_pixels(
@@ -141,63 +214,30 @@ def _valid_pixels(
     return info.nodata.valid(src, info.sensor.rgb, window, data)
 
 
-def _cut(
-    info: SceneInfo,
-    windows: list[Window],
-    strip: Window,
-    rgb: np.ndarray,
-    valid: np.ndarray,
-    params: TileParams,
-) -> PartResult:
-    scene_transform = Affine.from_gdal(*info.transform)
-    crs = CRS.from_wkt(info.crs_wkt)
-    kept: dict[str, list[Any]] = {k: [] for k in ChipBatch.empty(1).arrays()}
-    dropped: Counter[str] = Counter()
-    luminance = gray(rgb)
-    size = params.chip_size
-    for w in windows:
-        r, c = int(w.row_off - strip.row_off), int(w.col_off - strip.col_off)
-        chip = rgb[:, r : r + size, c : c + size]
-        reason, cloud, nodata = drop_reason(
-            chip,
-            valid[r : r + size, c : c + size],
-            params.filters,
-            luminance[r : r + size, c : c + size],
-        )
-        if reason:
-            dropped[reason] += 1
-            continue
-        gt = gdal_transform(w, scene_transform)
-        west, south = gt[0], gt[3] + gt[5] * params.chip_size
-        east, north = gt[0] + gt[1] * params.chip_size, gt[3]
-        kept["chips"].append(np.ascontiguousarray(chip))
-        kept["chip_scene"].append(-1)
-        kept["chip_window"].append((int(w.row_off), int(w.col_off), int(w.height), int(w.width)))
-        kept["chip_transform"].append(gt)
-        kept["chip_bounds_wgs84"].append(
-            transform_bounds(crs, WGS84, west, south, east, north, densify_pts=21)
-        )
-        kept["chip_cloud_fraction"].append(cloud)
-        kept["chip_nodata_fraction"].append(nodata)
-    if not kept["chips"]:
-        return PartResult(ChipBatch.empty(params.chip_size), dropped)
-    template = ChipBatch.empty(params.chip_size).arrays()
-    batch = ChipBatch(**{k: np.asarray(v, dtype=template[k].dtype) for k, v in kept.items()})
-    return PartResult(batch, dropped)
-
-
 # -- driver side -------------------------------------------------------------
-def task_result(future: Future, path: str) -> Any:
-    """The task's value; a task that failed for good (worker killed every try,
-    out of memory) fails its scene instead of the run."""
-    try:
-        return future.result()
-    except Exception as e:
-        return InputError(path, f"task failed ({type(e).__name__}: {str(e).splitlines()[0]})")
+def as_input_error(result: Any, path: str) -> Any:
+    """A task that failed for good (worker killed every try, out of memory) fails its
+    scene instead of the run."""
+    if isinstance(result, Exception) and not isinstance(result, InputError):
+        return InputError(path, f"task failed ({type(result).__name__}: "
+                          f"{(str(result).splitlines() or [''])[0]})")
+    return result
+
+
+@dataclasses.dataclass
+class _Scene:
+    """A scene whose parts are being written."""
+
+    plan: ScenePlan
+    start: int = 0
+    scene_id: int = 0
+    failed: bool = False
+    dropped: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
 class TileRun:
-    """The driver: submits work in order, writes results in order, commits periodically."""
+    """The driver: parts in input order through :func:`ordered_map`, whole shards to the
+    workers, per-chip vectors and metadata committed every ``commit_interval``."""
 
     def __init__(
         self,
@@ -215,50 +255,39 @@ class TileRun:
         self.sensor = sensor
         self.profiles = all_profiles()
         self.meta = store.meta
-        self.writer = store.writer()
+        self.appender = ShardAppender(store, self._load_tail)
+        self.shard_jobs: dict[int, Future] = {}
         self.finished: list[dict[str, Any]] = []
         self.fingerprints: dict[str, str] = {}  # computed once, by _pending
-        self.last_commit = time.monotonic()
-        self._slots = (0.0, 4)
+        self.committer = Committer(params.commit_interval, self._commit)
         self.bar = tqdm(total=0, unit="part", disable=not progress, dynamic_ncols=True)
-
-    @property
-    def max_parts(self) -> int:
-        """Parts in flight: four per worker thread, re-read every few seconds because
-        batch-job clusters grow and shrink while the run goes on."""
-        if time.monotonic() - self._slots[0] > WORKER_RECOUNT_S:
-            threads = sum(self.client.nthreads().values())
-            self._slots = (time.monotonic(), 4 * max(1, threads))
-        return self._slots[1]
 
     def run(self, paths: list[str]) -> None:
         todo = self._pending(paths)
         self.report.counts["scenes_todo"] = len(todo)
-        prep: dict[int, Future] = {}
-        parts: deque[tuple[int, int, Future]] = deque()
-        plans: dict[int, ScenePlan] = {}
-        feed = [0, 0]  # next (scene, part) to submit
+        retries = self.params.retries
+        plans = ordered_map(
+            prepare_scene, todo,
+            lambda p: (p, self.sensor, self.profiles, self.params, self.fingerprints.get(p)),
+            self.client, per_thread=4, priority=10, retries=retries,
+        )
+        parts = ordered_map(
+            tile_part, self._units(plans),
+            lambda u: (u[0].plan.info, u[0].plan.stretch, u[0].plan.parts[u[1]], self.params,
+                       self.appender.layout),
+            self.client, per_thread=4, keep=summary, retries=retries,
+        )
         try:
-            for i, path in enumerate(todo):
-                self._submit_preps(todo, i, prep)
-                plan = self._plan(path, prep[i])
-                if plan is not None:
-                    plans[i] = plan
-                    self._write_scene(i, plan, plans, prep, parts, feed)
-                prep.pop(i)
-                plans.pop(i, None)
-                if feed[0] <= i:
-                    feed[:] = [i + 1, 0]
-                self._maybe_commit()
+            for (scene, index), (result, future) in parts:
+                self._take(scene, index, as_input_error(result, scene.plan.info.path), future)
+                self.committer.tick()
         except KeyboardInterrupt:
             self.report.interrupted = True
             raise
         finally:
             self.bar.close()
-            for _, _, f in parts:
-                f.cancel()
-            for f in prep.values():
-                f.cancel()
+            parts.close()
+            plans.close()
             self._commit()
 
     def _pending(self, paths: list[str]) -> list[str]:
@@ -285,127 +314,148 @@ class TileRun:
                     self.fingerprints[path] = fp
         return todo
 
-    def _submit_preps(self, todo: list[str], i: int, prep: dict[int, Future]) -> None:
-        for j in range(i, min(len(todo), i + self.max_parts)):
-            if j not in prep:
-                prep[j] = self.client.submit(
-                    prepare_scene,
-                    todo[j],
-                    self.sensor,
-                    self.profiles,
-                    self.params,
-                    self.fingerprints.get(todo[j]),
-                    pure=False,
-                    priority=10,
-                    retries=self.params.retries,
-                )
-
-    def _plan(self, path: str, future: Future) -> ScenePlan | None:
-        result = task_result(future, path)
-        if isinstance(result, InputError):
-            self.report.fail(path, result.reason)
-            return None
-        self.bar.total = (self.bar.total or 0) + len(result.parts)
-        self.bar.refresh()
-        return result
-
-    def _top_up(
-        self,
-        plans: dict[int, ScenePlan],
-        prep: dict[int, Future],
-        parts: deque[tuple[int, int, Future]],
-        feed: list[int],
-    ) -> None:
-        """Submit parts in write order while fewer than ``max_parts`` are outstanding."""
-        while len(parts) < self.max_parts:
-            s, p = feed
-            plan = plans.get(s)
-            if plan is None:
-                future = prep.get(s)
-                if future is None or not future.done():
-                    return
-                result = task_result(future, "")
-                if isinstance(result, InputError):
-                    feed[:] = [s + 1, 0]
-                    continue
-                plan = result
-            if p >= len(plan.parts):
-                feed[:] = [s + 1, 0]
+    def _units(self, plans: Iterator[tuple[str, Any]]) -> Iterator[tuple[_Scene, int]]:
+        """(scene, part index) in write order; scenes that cannot be tiled are reported."""
+        for path, plan in plans:
+            plan = as_input_error(plan, path)
+            if isinstance(plan, InputError):
+                self.report.fail(path, plan.reason)
                 continue
-            future = self.client.submit(
-                tile_part,
-                plan.info,
-                plan.stretch,
-                plan.parts[p],
-                self.params,
-                pure=False,
-                retries=self.params.retries,
-            )
-            parts.append((s, p, future))
-            feed[1] += 1
+            self.bar.total = (self.bar.total or 0) + len(plan.parts)
+            self.bar.refresh()
+            scene = _Scene(plan)
+            for index in range(len(plan.parts)):
+                yield scene, index
 
-    def _write_scene(
-        self,
-        i: int,
-        plan: ScenePlan,
-        plans: dict[int, ScenePlan],
-        prep: dict[int, Future],
-        parts: deque[tuple[int, int, Future]],
-        feed: list[int],
+    def _load_tail(self, refs: list[ChunkRef]) -> list[tuple[Future, int]]:
+        """The committed chips of a partial last shard, read by a worker, kept there."""
+        future = self.client.submit(read_chunks, refs, pure=False, retries=self.params.retries)
+        return [(future, i) for i in range(len(refs))]
+
+    def _take(
+        self, scene: _Scene, index: int, result: PartResult | InputError, future: Future
     ) -> None:
-        start = self.writer.end
-        dropped: Counter[str] = Counter()
-        scene_id = len(self.meta["scenes"]) + len(self.finished)
-        for _ in plan.parts:
-            self._top_up(plans, prep, parts, feed)
-            s, _p, future = parts.popleft()
-            assert s == i, "parts are written in submission order"
-            result = task_result(future, plan.info.path)
-            self.bar.update(1)
-            if isinstance(result, InputError):
-                self._abandon(i, parts)
-                if feed[0] == i:
-                    feed[:] = [i + 1, 0]
-                self.writer.rewind(start)
-                self.report.fail(plan.info.path, result.reason)
-                return
-            result.batch.chip_scene[:] = scene_id
-            self.writer.append(result.batch)
-            dropped.update(result.dropped)
+        self.bar.update(1)
+        if index == 0:
+            scene.start = self.appender.end
+            scene.scene_id = len(self.meta["scenes"]) + len(self.finished)
+        if scene.failed:
+            return
+        if isinstance(result, InputError):
+            scene.failed = True
+            self.appender.rewind(scene.start)
+            self.report.fail(scene.plan.info.path, result.reason)
+            return
+        result.vectors["chip_scene"][:] = scene.scene_id
+        n = len(result.vectors["chip_scene"])
+        self.appender.append([(future, i) for i in range(n)], result.vectors)
+        scene.dropped.update(result.dropped)
+        self._hand_out(partial=False)
+        self.appender.release(scene.start)  # a failure of this scene rewinds no further
+        if index == len(scene.plan.parts) - 1:
+            self._finish(scene)
+
+    def _finish(self, scene: _Scene) -> None:
+        plan, n = scene.plan, self.appender.end - scene.start
         record = plan.info.to_record() | {
-            "id": scene_id,
+            "id": scene.scene_id,
             "stretch": plan.stretch.to_dict(),
-            "n_chips": self.writer.end - start,
-            "chip_offset": start,
+            "n_chips": n,
+            "chip_offset": scene.start,
             "n_windows": plan.n_windows,
-            "dropped": dict(dropped),
+            "dropped": dict(scene.dropped),
             "run": len(self.meta["runs"]),
         }
         self.finished.append(record)
-        self.report.dropped.update(dropped)
+        self.report.dropped.update(scene.dropped)
         self.report.counts["scenes_done"] += 1
-        self.report.counts["chips_written"] += self.writer.end - start
+        self.report.counts["chips_written"] += n
         self.report.counts["chips_considered"] += plan.n_windows
-        self.bar.set_postfix(scenes=self.report.counts["scenes_done"], chips=self.writer.end)
+        self.bar.set_postfix(scenes=self.report.counts["scenes_done"], chips=self.appender.end)
 
-    def _abandon(self, i: int, parts: deque[tuple[int, int, Future]]) -> None:
-        while parts and parts[0][0] == i:
-            parts.popleft()[2].cancel()
+    def _hand_out(self, partial: bool) -> None:
+        """Whole shards to the workers; a shard handed out again (after a rewind) waits
+        for its previous write, so writes of one shard never overlap."""
+        for shard, entries in self.appender.take_shards(partial):
+            previous = self.shard_jobs.pop(shard, None)
+            if previous is not None:
+                self._wait(previous)
+            self.shard_jobs[shard] = self.client.submit(
+                assemble_shard, self.appender.layout, shard, _runs(entries),
+                pure=False, retries=self.params.retries, priority=20,
+            )
 
-    def _maybe_commit(self) -> None:
-        if time.monotonic() - self.last_commit >= self.params.commit_interval:
-            self._commit()
+    def _wait(self, job: Future) -> None:
+        """A shard that cannot be written (disk full, store gone) stops the run in one line,
+        before anything is committed that would depend on it."""
+        try:
+            job.result()
+        except Exception as e:
+            for record in self.finished:  # finished, but never to be committed
+                self.report.counts["scenes_done"] -= 1
+                self.report.counts["chips_written"] -= record["n_chips"]
+            self.finished = []
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            raise InputError(self.store.path, f"cannot write chips ({reason}); what is "
+                             "committed is intact, rerun the same command to resume") from None
 
     def _commit(self) -> None:
         if not self.finished:
             return
+        self._hand_out(partial=True)
+        jobs, self.shard_jobs = self.shard_jobs, {}
+        for job in jobs.values():
+            self._wait(job)
         self.meta["scenes"] = self.meta["scenes"] + self.finished
-        end = self.meta["scenes"][-1]["chip_offset"] + self.meta["scenes"][-1]["n_chips"]
-        self.writer.flush()
-        self.store.commit(end, self.meta)
+        last = self.meta["scenes"][-1]
+        self.appender.commit(last["chip_offset"] + last["n_chips"], self.meta)
         self.meta = self.store.meta
         self.finished = []
-        self.last_commit = time.monotonic()
+
+
+def _runs(entries: list[tuple[Future, int]]) -> list[tuple[Future, int, int]]:
+    """(future, i) entries as runs (future, lo, hi): one argument per task they come from."""
+    runs: list[tuple[Future, int, int]] = []
+    for future, i in entries:
+        if runs and runs[-1][0] is future and runs[-1][2] == i:
+            runs[-1] = (future, runs[-1][1], i + 1)
+        else:
+            runs.append((future, i, i + 1))
+    return runs
+
+
+def unique_scenes(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The scenes once each (first occurrence kept), and (copy, original) for every path
+    given again or byte-identical to an earlier one.
+
+    Only files of equal size are fingerprinted, so every task of a job array can
+    afford to look at all scenes.
+    """
+    kept: list[str] = []
+    copies: list[tuple[str, str]] = []
+    by_size: dict[int, list[str]] = {}
+    prints: dict[str, str] = {}
+
+    def same(a: str, b: str) -> bool:
+        try:
+            return prints.setdefault(a, fingerprint(a)) == prints.setdefault(b, fingerprint(b))
+        except OSError:
+            return False
+
+    for path in paths:
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            kept.append(path)  # reported when it is tiled
+            continue
+        group = by_size.setdefault(size, [])
+        original = next((p for p in group if p == path or same(p, path)), None)
+        if original is None:
+            group.append(path)
+            kept.append(path)
+        else:
+            copies.append((path, original))
+    return kept, copies
 
 
 def record_run(store: ChipStore, report: RunReport) -> None:
@@ -426,11 +476,19 @@ def run_tile(
     """Tile every scene into the store; failures are counted, never fatal."""
     report = RunReport("tile", {"scenes": patterns, "sensor": sensor_name, **params.to_dict()})
     sensor = load_profile(sensor_name) if sensor_name else None
-    paths, missing = expand_scenes(patterns)
+    found = [expand_scenes([p]) for p in patterns]  # one by one: repeats across patterns count
+    missing = [m for _, miss in found for m in miss]
+    paths, copies = unique_scenes([p for hits, _ in found for p in hits])  # before the split
     if part is not None:  # one task of a job array: its share, into its own part store
         report.parameters["part"] = str(part)
         paths = select_part(paths, part)
         store_path = part_store_path(Path(store_path), part)
+    copies = [(c, o) for c, o in copies if o in paths]  # counted where the original is tiled
+    for copy, original in copies:
+        report.counts["scenes_duplicate"] += 1
+        what = "given twice" if copy == original else f"same content as {original}"
+        print(f"note: {copy}: {what}; tiled once", file=sys.stderr)
+    report.parameters["duplicates"] = [list(c) for c in copies]
     for pattern in missing:
         report.fail(pattern, missing_reason(pattern))
     store = ChipStore.open_or_create(store_path, params.chip_size, params.shard_chips)
@@ -438,6 +496,7 @@ def run_tile(
         store.recover()
         run = TileRun(store, client, params, report, sensor, progress)
         try:
+            check_workers_see(client, lock_file(store.path), store.path)
             run.run(paths)
         finally:
             report.finish()

@@ -7,6 +7,7 @@ crash mid-part leaves only invisible bytes that the rerun overwrites.  A part
 that is missing or unfinished stops the merge there (later parts would land
 out of order) and is reported in one line.  Only chips are merged: label the
 consolidated store (label sets of part stores are left where they are).
+Chips are copied as encoded bytes (see :func:`_append`), never decoded.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from tqdm import tqdm
 from pipeline.errors import InputError
 from pipeline.hpc.parts import Part, find_part_stores, parts_dir
 from pipeline.report import RunReport
-from pipeline.store import ChipBatch, ChipStore, chip_specs, writer_lock
+from pipeline.shards import ChunkRef, ShardLayout, chunk_refs, read_chunks, write_shard
+from pipeline.store import VECTOR_CHUNK, VECTOR_NAMES, ChipStore, ShardAppender, writer_lock
 
 RECORD_KEY = "consolidated"
-BLOCK_BYTES = 128 << 20  # chips copied per step: whole shards, about this much pixel data
 
 
 def consolidate(store_path: Path, report: RunReport) -> None:
@@ -98,39 +99,51 @@ def _check_part(source: ChipStore, store: ChipStore, path: Path) -> None:
 
 
 def _append(store: ChipStore, source: ChipStore, part: Part, bar: tqdm) -> None:
-    """Write the part's chips past the store's end, then commit them in one step."""
-    start = store.n_chips
-    scene_base = len(store.scenes)
-    writer = store.writer()
-    for batch in _blocks(source):
-        batch.chip_scene = (batch.chip_scene + scene_base).astype("int32")
-        writer.append(batch)
-        bar.update(len(batch))
-    end = writer.flush()
+    """Write the part's chips past the store's end, then commit them in one step.
+
+    Chips move as their encoded bytes: shards of the store are assembled from the
+    part's inner chunks, so nothing is decoded or re-encoded, and the result is
+    byte for byte what one run would have written, wherever the part starts
+    within a shard.
+    """
+    start, scene_base = store.n_chips, len(store.scenes)
+    layout = ShardLayout.of(source.path)
+    appender = ShardAppender(store, read_chunks)  # entries: bytes, or refs into the part
+    if layout.blosc != appender.layout.blosc:
+        raise InputError(source.path, "chips encoded with another codec than the store's")
+    per, n = layout.shard_chips, source.n_chips
+    block = max(per, VECTOR_CHUNK // per * per)  # whole shards, one vector chunk read
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        vectors = {name: source.read(name, slice(lo, hi)) for name in VECTOR_NAMES}
+        vectors["chip_scene"] = (vectors["chip_scene"] + scene_base).astype("int32")
+        refs = [r for s in range(lo // per, -(-hi // per))
+                for r in chunk_refs(layout, s, min(per, n - s * per))]
+        appender.append(refs, vectors)
+        _write_shards(appender, appender.take_shards())
+        bar.update(hi - lo)
+    _write_shards(appender, appender.take_shards(partial=True))
     meta = store.meta
     base = {"id": scene_base, "chip_offset": start, "run": len(meta["runs"])}
     meta["scenes"] = store.scenes + [_renumber(s, base) for s in source.scenes]
     meta["runs"] = list(meta["runs"]) + [{**r, "part": str(part)} for r in source.meta["runs"]]
     record = {"part": str(part), "path": str(source.path), "offset": start,
-              "n_chips": source.n_chips, "n_scenes": len(source.scenes)}
+              "n_chips": n, "n_scenes": len(source.scenes)}
     meta[RECORD_KEY] = [*meta.get(RECORD_KEY, []), record]
-    store.commit(end, meta)
+    appender.commit(start + n, meta)
+
+
+def _write_shards(appender: ShardAppender, shards: list[tuple[int, list[Any]]]) -> None:
+    for shard, entries in shards:
+        refs = [e for e in entries if isinstance(e, ChunkRef)]
+        read = iter(read_chunks(refs))
+        chunks = [e if isinstance(e, bytes) else next(read) for e in entries]
+        write_shard(appender.layout, shard, chunks)
 
 
 def _renumber(scene: dict[str, Any], base: dict[str, int]) -> dict[str, Any]:
     """Shift the part-local indices of a scene record (scene id, first chip, run)."""
     return {**scene, **{k: scene[k] + v for k, v in base.items() if isinstance(scene.get(k), int)}}
-
-
-def _blocks(source: ChipStore) -> Iterator[ChipBatch]:
-    """The part's chips in memory-bounded, shard-aligned blocks."""
-    shard = int(source.meta["shard_chips"])
-    shards = max(1, BLOCK_BYTES // (3 * source.chip_size**2 * shard))
-    step, n = shard * shards, source.n_chips
-    names = list(chip_specs(source.chip_size))
-    for lo in range(0, n, step):
-        sel = slice(lo, min(lo + step, n))
-        yield ChipBatch(**{name: source.read(name, sel) for name in names})
 
 
 @contextlib.contextmanager

@@ -13,16 +13,17 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from dask.distributed import Client
 
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
 from pipeline.hpc.config import SCHEDULERS, load_cluster_config
-from pipeline.hpc.jobqueue import batch_client
 from pipeline.hpc.parts import PartType
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -110,6 +111,8 @@ def open_client(options: ClusterOptions) -> Iterator[Client]:
         with dask_client(options.workers, options.scheduler) as client:
             yield client
         return
+    from pipeline.hpc.jobqueue import batch_client  # dask-jobqueue only when asked for
+
     config = load_cluster_config(options.cluster, options.config).with_jobs(options.jobs)
     with batch_client(config) as client:
         yield client

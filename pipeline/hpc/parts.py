@@ -3,9 +3,11 @@
 For sites that forbid a long-lived scheduler: each array task runs the normal
 stage on its share into its own part store, and ``geokr-etl consolidate``
 appends the part stores in part order.  Shares are contiguous blocks of the
-scenes sorted by path, so the result does not depend on argument order or
-directory listing order, and consolidating in part order gives the chips in
-the same order as one run over the sorted scenes.
+scenes in the one canonical order every way of building a store uses (the
+``--scenes`` arguments in the order given, each folder or glob expanded in
+sorted order, duplicates dropped): every task of an array runs the same
+command line, so consolidating in part order gives the chips in the same
+order as one run, wherever the files sit on disk.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def parse_part(text: str) -> Part:
 
 
 def select_part(items: Sequence[T], part: Part | None) -> list[T]:
-    """This part's share of ``items``, in sorted order; all of them when ``part`` is None."""
-    ordered = sorted(set(items), key=str)
+    """This part's share of ``items``, a contiguous block in their order (duplicates
+    dropped); all of them when ``part`` is None."""
+    ordered = list(dict.fromkeys(items))
     if part is None:
         return ordered
     start, stop = part.bounds(len(ordered))

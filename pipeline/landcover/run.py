@@ -1,10 +1,12 @@
 """``geokr-etl label``: the driver that labels a store's chips with land cover.
 
 Work is split into runs of consecutive chips of one scene (one dask task
-each, :func:`pipeline.landcover.lookup.count_scene`); the driver is the only
-writer.  It publishes the longest finished prefix of chips every few seconds,
-so an interrupted run resumes where its label set's ``n_chips`` stopped, and a
-second run over the same parameters is a no-op.
+each, :func:`pipeline.landcover.lookup.count_scene`) and goes through the
+ETL's one driver pattern (:mod:`pipeline.driver`): results in chip order,
+a few tasks per live worker thread in flight, the finished prefix published
+every ``commit_interval`` seconds, so an interrupted run resumes where its
+label set's ``n_chips`` stopped and a second run over the same parameters is
+a no-op.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import contextlib
 import dataclasses
 import hashlib
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 from dask.distributed import Client
 from tqdm import tqdm
 
+from pipeline.driver import Committer, ordered_map
 from pipeline.errors import InputError
 from pipeline.hpc import ClusterOptions, open_client
 from pipeline.landcover.labelset import LabelSet, sample_weights
@@ -53,6 +55,7 @@ class LabelConfig:
     job_chips: int = 2048
     progress: bool = True
     tile_index: Path | None = None  # JSON catalog of the tiles (default: in the store)
+    commit_interval: float | None = None  # seconds between commits (None: COMMIT_SECONDS)
 
 
 def index_path(store: Path, paths: list[Path]) -> Path:
@@ -80,8 +83,9 @@ def run_label(cfg: LabelConfig) -> RunReport:
         raise InputError(str(cfg.min_labeled), "--min-labeled must lie in [0, 1]")
     paths = expand_sources(cfg.sources)
     report = RunReport("label", {k: str(v) for k, v in dataclasses.asdict(cfg).items()})
-    # The client first: when no batch job starts, nothing has been written.
-    with _client(cfg) as client, store.lock("geokr-etl label"), sigterm_as_interrupt():
+    # The lock before the cluster: a second run is refused before any batch job starts;
+    # when no job starts, nothing but the lock file has been touched.
+    with store.lock("geokr-etl label"), _client(cfg) as client, sigterm_as_interrupt():
         index = _index(store, paths, cfg, report)
         if not _overlaps_a_chip(store, index):
             print(f"warning: {', '.join(cfg.sources)}: land cover overlaps no chip of the store; "
@@ -148,20 +152,25 @@ def _label_pending(
     labels.resize(n)
     jobs = _jobs(store, labels, index, legend, cfg, start, n)
     writer = _Writer(labels, start, n, cfg.min_labeled)
+    interval = COMMIT_SECONDS if cfg.commit_interval is None else cfg.commit_interval
+    committer = Committer(interval, lambda: writer.flush(report))
     bar = tqdm(total=n - start, unit="chip", desc=f"label {labels.name}", disable=not cfg.progress)
+    results = ordered_map(count_scene, jobs, lambda job: (job,), client, per_thread=3)
     try:
-        for result in _execute(jobs, client):
+        for _, result in results:
+            if isinstance(result, Exception):
+                raise result
             writer.add(result)
             report.counts["chips_labelled"] += len(result.chip_ids)
             bar.update(len(result.chip_ids))
-            if writer.due():
-                writer.flush(report)
+            committer.tick()
     except KeyboardInterrupt:
         report.interrupted = True
     except InputError as e:
         report.fail(e.path, e.reason, kind="tiles_failed")
         raise
     finally:
+        results.close()
         bar.close()
         writer.flush(report)
     report.counts["chips_valid"] = int(writer.valid[: writer.done - start].sum())
@@ -194,25 +203,8 @@ def _client(cfg: LabelConfig) -> contextlib.AbstractContextManager[Client | None
     return contextlib.nullcontext() if options.in_process else open_client(options)
 
 
-def _execute(jobs: Iterator[SceneJob], client: Client | None) -> Iterator[SceneCounts]:
-    """Results in completion order; at most a few tasks per worker in flight."""
-    if client is None:
-        yield from map(count_scene, jobs)
-        return
-    from dask.distributed import as_completed
-
-    depth = 3 * max(1, len(client.scheduler_info().get("workers", {})) or 1)
-    pending = as_completed()
-    for job in jobs:
-        pending.add(client.submit(count_scene, job, pure=False))
-        if pending.count() >= depth:
-            yield next(pending).result()
-    for fut in pending:
-        yield fut.result()
-
-
 class _Writer:
-    """Keeps finished rows in memory and publishes the longest finished prefix."""
+    """Keeps finished rows (they come in chip order) in memory and publishes them."""
 
     def __init__(self, labels: LabelSet, start: int, n: int, min_labeled: float) -> None:
         self.labels, self.start, self.min_labeled = labels, start, min_labeled
@@ -221,11 +213,9 @@ class _Writer:
         self.frac = np.zeros(n - start, np.float32)
         self.valid = np.zeros(n - start, bool)
         self.dominant = np.full(n - start, -1, np.int16)
-        self.finished: dict[int, int] = {}
         self.done = self.written = start
         # tile path → chips it labelled (over all runs), kept in the label set's attrs
         self.tiles: dict[str, int] = {t["path"]: t["chips"] for t in labels.header["tiles"]}
-        self.last = time.monotonic()
 
     def add(self, r: SceneCounts) -> None:
         i = r.chip_ids - self.start
@@ -238,12 +228,8 @@ class _Writer:
         self.dominant[i] = np.where(lab > 0, props.argmax(1), -1)
         for path, k in r.tile_chips.items():
             self.tiles[path] = self.tiles.get(path, 0) + k
-        self.finished[int(r.chip_ids[0])] = int(r.chip_ids[-1]) + 1
-        while self.done in self.finished:
-            self.done = self.finished.pop(self.done)
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= COMMIT_SECONDS
+        assert int(r.chip_ids[0]) == self.done, "results come in chip order"
+        self.done = int(r.chip_ids[-1]) + 1
 
     def flush(self, report: RunReport) -> None:
         if self.done == self.written:
@@ -261,7 +247,6 @@ class _Writer:
         self.labels.commit(self.done, {"tiles": tiles})
         report.counts["commits"] += 1
         self.written = self.done
-        self.last = time.monotonic()
 
 
 def _append_run(labels: LabelSet, report: RunReport) -> None:
