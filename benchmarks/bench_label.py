@@ -37,11 +37,11 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.cluster import dask_client  # noqa: E402
 from pipeline.landcover.gridstore import GridScene, grid_store  # noqa: E402
-from pipeline.landcover.labelset import LabelSet  # noqa: E402
 from pipeline.landcover.legend import Legend, class_set  # noqa: E402
 from pipeline.landcover.run import LabelConfig, run_label  # noqa: E402
 from pipeline.landcover.tiles import TileRecord, describe_tile  # noqa: E402
-from pipeline.store import ChipStore  # noqa: E402
+from pipeline.store.chips import ChipStore  # noqa: E402
+from pipeline.store.labels import LabelSet  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SCENE = DATA / "zion" / "landsat8_zion_bgrn.tif"

@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.hpc.consolidate import consolidate, consolidate_report  # noqa: E402
 from pipeline.hpc.parts import Part, part_store_path  # noqa: E402
-from pipeline.shards import open_shards  # noqa: E402
-from pipeline.store import ChipBatch, ChipStore, chip_specs  # noqa: E402
+from pipeline.store.chips import ChipBatch, ChipStore, chip_specs  # noqa: E402
+from pipeline.store.shards import open_shards  # noqa: E402
 from pipeline.tiling import TileParams, run_tile  # noqa: E402
 
 SHARED = Path(os.environ.get("GEOKR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -304,8 +304,8 @@ def worker_peak_memory(path: Path) -> float:
 import resource, sys, tempfile
 sys.path.insert(0, {str(REPO)!r})
 from pathlib import Path
-from pipeline.shards import ShardLayout
-from pipeline.store import ChipStore
+from pipeline.store.shards import ShardLayout
+from pipeline.store.chips import ChipStore
 from pipeline.tiling import TileParams, prepare_scene, tile_part
 from pipeline.sensors import all_profiles, load_profile
 p = TileParams()

@@ -40,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.store import ChipBatch, ChipStore  # noqa: E402
+from pipeline.store.chips import ChipBatch, ChipStore  # noqa: E402
 from pipeline.versions import software_versions  # noqa: E402
 from tests._train_store import scene_entry, write_label_set  # noqa: E402
 from training import distributed as dist  # noqa: E402

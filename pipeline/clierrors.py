@@ -89,8 +89,8 @@ def _fail(message: str, code: ExitCode) -> ExitCode:
 
 def store_state(kwargs: dict[str, Any]) -> str:
     """What the ``--store`` of a command holds, committed (read after a failed write)."""
-    from pipeline.landcover.labelset import LabelSet, label_names
-    from pipeline.store import ChipStore
+    from pipeline.store.chips import ChipStore
+    from pipeline.store.labels import LabelSet, label_names
 
     try:
         store = ChipStore.open(kwargs["store"])

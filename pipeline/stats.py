@@ -19,11 +19,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.landcover.labelset import LabelSet
 from pipeline.landcover.legend import Legend
 from pipeline.landcover.reference import MISSING, chip_codes
 from pipeline.landcover.tiles import TileIndex, build_index, expand_sources
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet
 
 Table = tuple[list[str], list[list[object]]]
 
@@ -211,7 +211,7 @@ def run_stats(
     store_path: Path, out: Path, names: Sequence[str] = (), samples: int = 6
 ) -> list[Path]:
     """Tables and figures for the label sets of a store; returns the files written."""
-    from pipeline.landcover.labelset import label_names
+    from pipeline.store.labels import label_names
 
     store = ChipStore.open(store_path)
     names = list(names) or label_names(store)

@@ -43,8 +43,8 @@ from pipeline.scenes import (
     open_cached,
 )
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
-from pipeline.shards import ChunkRef, ShardLayout, encode_chips, read_chunks, write_shard
-from pipeline.store import ChipStore, ShardAppender, lock_file
+from pipeline.store.chips import ChipStore, ShardAppender, lock_file
+from pipeline.store.shards import ChunkRef, ShardLayout, encode_chips, read_chunks, write_shard
 from pipeline.windows import chip_rows, gdal_transform, strip_window
 
 MIN_CHIPS_PER_PART = 32

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.landcover.labelset import LabelSet, sample_weights
-from pipeline.store import ChipBatch, ChipStore
+from pipeline.store.chips import ChipBatch, ChipStore
+from pipeline.store.labels import LabelSet, sample_weights
 
 CLASS_COLOURS = np.array(
     [[30, 60, 200], [40, 160, 40], [200, 190, 120], [180, 60, 60], [120, 120, 120]],

@@ -16,7 +16,7 @@ from pipeline.cli.consolidate import consolidate as consolidate_cmd
 from pipeline.hpc.consolidate import consolidate, consolidate_report
 from pipeline.hpc.parts import Part, part_store_path
 from pipeline.report import RunReport
-from pipeline.store import ChipBatch, ChipStore, chip_specs
+from pipeline.store.chips import ChipBatch, ChipStore, chip_specs
 
 SIZE = 8
 NAMES = list(chip_specs(SIZE))

@@ -28,7 +28,7 @@ from dask.distributed import Client
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
 from pipeline.hpc.options import ClusterOptions, open_client
-from pipeline.store import ChipStore, chip_specs
+from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
 from tests._train_store import build_store
 from tests.rasters import textured, write_raster

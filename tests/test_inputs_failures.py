@@ -25,13 +25,13 @@ from rasterio.control import GroundControlPoint
 from rasterio.rpc import RPC
 from zarr.storage import LocalStore
 
-from pipeline import store as store_mod
 from pipeline.cli import main
 from pipeline.errors import InputError
 from pipeline.landcover.gridstore import GridScene, grid_store
-from pipeline.landcover.labelset import LabelSet, label_names
-from pipeline.shards import open_shards
-from pipeline.store import ChipStore
+from pipeline.store import chips as store_mod
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet, label_names
+from pipeline.store.shards import open_shards
 from pipeline.tiling import TileParams, run_tile
 from tests._train_store import build_store
 from tests.rasters import textured, write_raster

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.errors import InputError
 from pipeline.landcover.gridstore import GridScene, grid_store
-from pipeline.landcover.labelset import LabelSet, label_names
 from pipeline.landcover.run import LabelConfig, run_label
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet, label_names
 
 NODATA_ROWS = 300  # a strip of no data across the top of every variant
 

@@ -20,7 +20,7 @@ from pipeline.cli import main
 from pipeline.nodata import NodataChoice
 from pipeline.scenes import inspect_scene
 from pipeline.sensors import all_profiles
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
 from pipeline.tiling import TileParams, run_tile
 from tests.rasters import textured, write_raster
 

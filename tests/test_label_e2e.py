@@ -11,11 +11,11 @@ from dask.distributed import Client
 
 from pipeline.cli.label import label
 from pipeline.cli.stats import stats
-from pipeline.landcover.labelset import LabelSet
 from pipeline.landcover.legend import Legend
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.tiles import describe_tile
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet
 from pipeline.tiling import TileParams, run_tile
 
 

@@ -16,12 +16,12 @@ from pipeline.cli.label import label
 from pipeline.errors import InputError
 from pipeline.landcover import run as run_mod
 from pipeline.landcover.gridstore import GridScene, append_scenes, chip_windows, grid_store
-from pipeline.landcover.labelset import LabelSet, label_names, sample_weights
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.landcover.tiles import describe_tile
-from pipeline.store import ChipStore, writer_lock
+from pipeline.store.chips import ChipStore, writer_lock
+from pipeline.store.labels import LabelSet, label_names, sample_weights
 
 TOL = 0.02
 

@@ -14,12 +14,12 @@ from affine import Affine
 from pyproj import Transformer
 
 from pipeline.landcover.gridstore import GridScene, grid_store, utm_wkt
-from pipeline.landcover.labelset import LabelSet
 from pipeline.landcover.legend import Legend
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.landcover.tiles import describe_tile
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet
 
 TILE = "worldcover/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"
 

@@ -24,12 +24,12 @@ from pyproj import CRS, Transformer
 from pipeline.errors import InputError
 from pipeline.landcover import lookup
 from pipeline.landcover.gridstore import GridScene, bounds_wgs84, grid_store, utm_wkt
-from pipeline.landcover.labelset import LabelSet
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.landcover.tiles import GL30Name, TileIndex, build_index, expand_sources
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet
 
 RES = 30.0
 TOL = 0.02

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from pipeline.shards import open_shards
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.shards import open_shards
 from tests._train_store import build_store, make_batch
 from training.data import ChipReader
 

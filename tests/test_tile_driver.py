@@ -18,7 +18,7 @@ from pipeline.driver import Committer, InFlight, ordered_map
 from pipeline.errors import InputError
 from pipeline.landcover.gridstore import GridScene, grid_store
 from pipeline.landcover.run import LabelConfig, run_label
-from pipeline.store import lock_file, writer_lock
+from pipeline.store.chips import lock_file, writer_lock
 
 
 def slow_square(x: int) -> int:

@@ -12,7 +12,7 @@ from dask.distributed import Client
 from pipeline.errors import InputError
 from pipeline.scenes import acquisition_date, inspect_scene
 from pipeline.sensors import all_profiles, infer_profile, load_profile
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
 from pipeline.tiling import TileParams, run_tile
 from tests.rasters import textured, write_raster
 

@@ -15,7 +15,7 @@ from dask.distributed import Client
 
 from pipeline.hpc.consolidate import consolidate, consolidate_report
 from pipeline.hpc.parts import Part
-from pipeline.store import ChipStore, chip_specs
+from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
 from tests.rasters import textured, write_raster
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.store import ChipStore, chip_specs
+from pipeline.store.chips import ChipStore, chip_specs
 from tests.rasters import textured, write_raster
 
 N_GENERATED = 16

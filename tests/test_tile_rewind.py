@@ -14,7 +14,7 @@ from dask.distributed import Client
 from pipeline import tiling
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
-from pipeline.store import ChipStore, chip_specs
+from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
 from tests.rasters import textured, write_raster
 

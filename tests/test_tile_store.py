@@ -16,7 +16,7 @@ from rasterio.windows import transform as window_transform
 
 from pipeline.errors import InputError
 from pipeline.radiometry import Stretch
-from pipeline.store import ChipBatch, ChipStore, writer_lock
+from pipeline.store.chips import ChipBatch, ChipStore, writer_lock
 from pipeline.tiling import TileParams, run_tile
 from tests.rasters import textured, write_raster
 

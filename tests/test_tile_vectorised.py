@@ -18,7 +18,7 @@ from rasterio.warp import transform_bounds
 from pipeline.filters import REASONS, FilterParams, strip_stats
 from pipeline.geobounds import bounds_wgs84
 from pipeline.sensors import all_profiles
-from pipeline.store import ChipStore, chip_specs
+from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import ScenePlan, TileParams, prepare_scene, run_tile
 from pipeline.windows import chip_rows
 from tests.rasters import textured, write_raster

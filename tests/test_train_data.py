@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.errors import InputError
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
 from tests._train_store import build_store, write_label_set
 from training.data import (
     ChipBatches,

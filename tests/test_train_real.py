@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from dask.distributed import Client
 
 from pipeline.landcover.run import LabelConfig, run_label
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
 from pipeline.tiling import TileParams, run_tile
 from training.cli import main
 from training.data import open_label_set

@@ -1,7 +1,7 @@
 """The per-chip tiling of earlier versions, kept as the slow reference the fast path must equal.
 
 One chip at a time: :func:`pipeline.filters.drop_reason`, one ``transform_bounds``
-per chip, chips written in memory with :class:`pipeline.store.ChipWriter`.
+per chip, chips written in memory with :class:`pipeline.store.chips.ChipWriter`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pipeline.filters import FilterParams, drop_reason, gray
 from pipeline.radiometry import Stretch
 from pipeline.scenes import SceneInfo
 from pipeline.sensors import all_profiles
-from pipeline.store import ChipBatch, ChipStore
+from pipeline.store.chips import ChipBatch, ChipStore
 from pipeline.tiling import ScenePlan, TileParams, _valid_pixels, prepare_scene
 from pipeline.windows import gdal_transform, strip_window
 

@@ -24,9 +24,9 @@ from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
 from pipeline.errors import InputError
-from pipeline.landcover import labelset as stored
-from pipeline.shards import ShardReader, open_shards
-from pipeline.store import ChipStore
+from pipeline.store import labels as stored
+from pipeline.store.chips import ChipStore
+from pipeline.store.shards import ShardReader, open_shards
 
 
 @dataclasses.dataclass(frozen=True)

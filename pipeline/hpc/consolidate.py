@@ -23,8 +23,8 @@ from tqdm import tqdm
 from pipeline.errors import InputError
 from pipeline.hpc.parts import Part, find_part_stores, parts_dir
 from pipeline.report import RunReport
-from pipeline.shards import ChunkRef, ShardLayout, chunk_refs, read_chunks, write_shard
-from pipeline.store import VECTOR_CHUNK, VECTOR_NAMES, ChipStore, ShardAppender, writer_lock
+from pipeline.store.chips import VECTOR_CHUNK, VECTOR_NAMES, ChipStore, ShardAppender, writer_lock
+from pipeline.store.shards import ChunkRef, ShardLayout, chunk_refs, read_chunks, write_shard
 
 RECORD_KEY = "consolidated"
 

@@ -19,7 +19,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from pipeline.store import ChipBatch, ChipStore
+from pipeline.store.chips import ChipBatch, ChipStore
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,12 +26,12 @@ from tqdm import tqdm
 from pipeline.driver import Committer, ordered_map
 from pipeline.errors import InputError
 from pipeline.hpc import ClusterOptions, open_client
-from pipeline.landcover.labelset import LabelSet, sample_weights
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.lookup import SceneCounts, SceneJob, count_scene, split_runs
 from pipeline.landcover.tiles import TileIndex, build_index, expand_sources
 from pipeline.report import RunReport, sigterm_as_interrupt
-from pipeline.store import ChipStore
+from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet, sample_weights
 from pipeline.versions import software_versions
 
 COMMIT_SECONDS = 5.0

@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 
 from pipeline.errors import InputError
-from pipeline.store import VECTOR_CHUNK, ChipStore
+from pipeline.store.chips import VECTOR_CHUNK, ChipStore
 
 GROUP = "labels"
 ATTR = "geokr_labels"

@@ -3,7 +3,7 @@
 Layout (Zarr v3, dimension names set so ``xarray.open_zarr`` works)::
 
     chips                 uint8   (N, 3, S, S)  sharded, one chip per inner chunk
-                                                (pipeline.shards reads it without zarr)
+                                                (pipeline.store.shards reads it without zarr)
     chip_scene            int32   (N,)
     chip_window           int32   (N, 4)        row_off, col_off, height, width
     chip_transform        float64 (N, 6)        GDAL geotransform in the scene CRS
@@ -46,7 +46,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
 from pipeline.errors import InputError
-from pipeline.shards import ChunkRef, ShardLayout, chunk_refs
+from pipeline.store.shards import ChunkRef, ShardLayout, chunk_refs
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"

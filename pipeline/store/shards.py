@@ -2,7 +2,7 @@
 
 zarr spends about a millisecond of Python per chunk read; a training batch of
 random chips touches one chunk per chip, so that overhead, not decompression,
-bounds the data path.  For the layout ``pipeline.store`` writes (a local
+bounds the data path.  For the layout ``pipeline.store.chips`` writes (a local
 directory, ``sharding_indexed`` with the index at the end, inner codecs
 ``bytes`` + ``blosc``, one chip per inner chunk) this module reads the shard
 index once per shard and then each chip with one ``pread`` and one Blosc
