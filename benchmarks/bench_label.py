@@ -35,8 +35,8 @@ from rasterio.windows import Window, from_bounds
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from geokr_testkit.grid import GridScene, grid_store  # noqa: E402
 from pipeline.cluster import dask_client  # noqa: E402
-from pipeline.landcover.gridstore import GridScene, grid_store  # noqa: E402
 from pipeline.landcover.legend import Legend, class_set  # noqa: E402
 from pipeline.landcover.run import LabelConfig, run_label  # noqa: E402
 from pipeline.landcover.tiles import TileRecord, describe_tile  # noqa: E402

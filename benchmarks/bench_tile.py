@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.hpc.consolidate import consolidate, consolidate_report  # noqa: E402
 from pipeline.hpc.parts import Part, part_store_path  # noqa: E402
 from pipeline.store.chips import ChipBatch, ChipStore, chip_specs  # noqa: E402
+from pipeline.store.records import RunRecord, SceneRecord  # noqa: E402
 from pipeline.store.shards import open_shards  # noqa: E402
 from pipeline.tiling import TileParams, run_tile  # noqa: E402
 
@@ -210,11 +211,8 @@ def part_store(tmp: Path, n: int, size: int = 256, shard: int = 256) -> Path:
         writer.append(ChipBatch(chips=chips, **{
             name: np.zeros((k, *a.shape[1:]), a.dtype)
             for name, a in batch.arrays().items() if name != "chips"}))
-    meta = part.meta
-    meta["scenes"] = [{"id": 0, "path": "/bench.tif", "fingerprint": "bench", "chip_offset": 0,
-                       "n_chips": n, "run": 0}]
-    meta["runs"] = [{"stage": "tile", "finished": "now", "interrupted": False}]
-    part.commit(writer.flush(), meta)
+    part.commit(writer.flush(), scenes=[SceneRecord(0, "/bench.tif", n, "bench", 0, 0)],
+                runs=[RunRecord("tile", finished="now")])
     return store
 
 
@@ -232,7 +230,7 @@ def consolidate_figures(tmp: Path, n: int) -> None:
     for lo in range(0, n, 512):
         sel = slice(lo, min(lo + 512, n))
         writer.append(ChipBatch(**{name: source.read(name, sel) for name in chip_specs(256)}))
-    old.commit(writer.flush(), old.meta)
+    old.commit(writer.flush())
     slow = time.perf_counter() - t0
     assert np.array_equal(ChipStore.open(store).read("chips", slice(0, 64)),
                           old.read("chips", slice(0, 64)))

@@ -40,9 +40,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from geokr_testkit.stores import scene_entry, write_label_set  # noqa: E402
 from pipeline.store.chips import ChipBatch, ChipStore  # noqa: E402
 from pipeline.versions import software_versions  # noqa: E402
-from tests._train_store import scene_entry, write_label_set  # noqa: E402
 from training import distributed as dist  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import ChipReader  # noqa: E402
@@ -82,9 +82,7 @@ def build_store(path: Path, rgb: np.ndarray, n_chips: int, size: int, seed: int)
     writer = store.writer()
     writer.append(batch)
     end = writer.flush()
-    meta = store.meta
-    meta["scenes"] = [scene_entry(s, int((scene == s).sum()), size) for s in (0, 1)]
-    store.commit(end, meta)
+    store.commit(end, scenes=[scene_entry(s, int((scene == s).sum()), size) for s in (0, 1)])
     props = rng.dirichlet(np.full(8, 0.5), n_chips).astype(np.float32)
     write_label_set(store, "bench", props, np.ones(n_chips, bool))
 

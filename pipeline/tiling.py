@@ -44,6 +44,7 @@ from pipeline.scenes import (
 )
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
 from pipeline.store.chips import ChipStore, ShardAppender, lock_file
+from pipeline.store.records import RunRecord, SceneRecord, known_scenes
 from pipeline.store.shards import ChunkRef, ShardLayout, encode_chips, read_chunks, write_shard
 from pipeline.windows import chip_rows, gdal_transform, strip_window
 
@@ -254,10 +255,11 @@ class TileRun:
         self.report = report
         self.sensor = sensor
         self.profiles = all_profiles()
-        self.meta = store.meta
+        self.scenes = store.scenes  # committed
+        self.run_index = len(store.runs)  # this run's place in the run log
         self.appender = ShardAppender(store, self._load_tail)
         self.shard_jobs: dict[int, Future] = {}
-        self.finished: list[dict[str, Any]] = []
+        self.finished: list[SceneRecord] = []
         self.fingerprints: dict[str, str] = {}  # computed once, by _pending
         self.committer = Committer(params.commit_interval, self._commit)
         self.bar = tqdm(total=0, unit="part", disable=not progress, dynamic_ncols=True)
@@ -293,8 +295,8 @@ class TileRun:
     def _pending(self, paths: list[str]) -> list[str]:
         """Scenes not yet in the store; a scene is known by its path or, once moved or
         copied, by its content fingerprint, so a rerun never duplicates chips."""
-        by_path = {s["path"]: s["fingerprint"] for s in self.meta["scenes"]}
-        known = set(by_path.values())
+        by_path = {s.path: s.fingerprint for s in self.scenes}
+        known = known_scenes(self.scenes)
         todo = []
         for path in paths:
             try:
@@ -338,7 +340,7 @@ class TileRun:
         self.bar.update(1)
         if index == 0:
             scene.start = self.appender.end
-            scene.scene_id = len(self.meta["scenes"]) + len(self.finished)
+            scene.scene_id = len(self.scenes) + len(self.finished)
         if scene.failed:
             return
         if isinstance(result, InputError):
@@ -357,15 +359,15 @@ class TileRun:
 
     def _finish(self, scene: _Scene) -> None:
         plan, n = scene.plan, self.appender.end - scene.start
-        record = plan.info.to_record() | {
+        record = SceneRecord.from_dict(plan.info.to_record() | {
             "id": scene.scene_id,
             "stretch": plan.stretch.to_dict(),
             "n_chips": n,
             "chip_offset": scene.start,
             "n_windows": plan.n_windows,
             "dropped": dict(scene.dropped),
-            "run": len(self.meta["runs"]),
-        }
+            "run": self.run_index,
+        })
         self.finished.append(record)
         self.report.dropped.update(scene.dropped)
         self.report.counts["scenes_done"] += 1
@@ -393,7 +395,7 @@ class TileRun:
         except Exception as e:
             for record in self.finished:  # finished, but never to be committed
                 self.report.counts["scenes_done"] -= 1
-                self.report.counts["chips_written"] -= record["n_chips"]
+                self.report.counts["chips_written"] -= record.n_chips
             self.finished = []
             reason = (str(e).splitlines() or [type(e).__name__])[0]
             raise InputError(self.store.path, f"cannot write chips ({reason}); what is "
@@ -406,10 +408,10 @@ class TileRun:
         jobs, self.shard_jobs = self.shard_jobs, {}
         for job in jobs.values():
             self._wait(job)
-        self.meta["scenes"] = self.meta["scenes"] + self.finished
-        last = self.meta["scenes"][-1]
-        self.appender.commit(last["chip_offset"] + last["n_chips"], self.meta)
-        self.meta = self.store.meta
+        last = self.finished[-1]
+        assert last.chip_offset is not None, "the tile stage records every scene's offset"
+        self.appender.commit(last.chip_offset + last.n_chips, scenes=self.finished)
+        self.scenes = [*self.scenes, *self.finished]
         self.finished = []
 
 
@@ -458,12 +460,6 @@ def unique_scenes(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return kept, copies
 
 
-def record_run(store: ChipStore, report: RunReport) -> None:
-    meta = store.meta
-    meta["runs"] = [*meta["runs"], report.to_dict()]
-    store.write_meta(meta)
-
-
 def run_tile(
     store_path: str | Path,
     patterns: list[str],
@@ -500,5 +496,5 @@ def run_tile(
             run.run(paths)
         finally:
             report.finish()
-            record_run(store, report)
+            store.append_run(RunRecord.of(report))
     return report

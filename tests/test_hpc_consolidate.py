@@ -17,6 +17,7 @@ from pipeline.hpc.consolidate import consolidate, consolidate_report
 from pipeline.hpc.parts import Part, part_store_path
 from pipeline.report import RunReport
 from pipeline.store.chips import ChipBatch, ChipStore, chip_specs
+from pipeline.store.records import RunRecord, SceneRecord
 
 SIZE = 8
 NAMES = list(chip_specs(SIZE))
@@ -42,18 +43,16 @@ def write_part(store: Path, part: Part, n: int, seed: int, finished: bool = True
     writer = chip_store.writer()
     writer.append(batch)
     writer.flush()
-    meta = chip_store.meta
     counts = np.bincount(batch.chip_scene, minlength=n_scenes)
-    meta["scenes"] = [
-        {"id": i, "path": f"/data/p{part.index}-s{i}.tif", "fingerprint": f"{seed}-{i}",
-         "chip_offset": int(counts[:i].sum()), "n_chips": int(counts[i]), "run": 0}
+    scenes = [
+        SceneRecord(i, f"/data/p{part.index}-s{i}.tif", int(counts[i]), f"{seed}-{i}",
+                    chip_offset=int(counts[:i].sum()), run=0)
         for i in range(n_scenes)
     ]
     run = RunReport("tile", {"part": str(part)})
     if finished:
         run.finish()
-    meta["runs"] = [run.to_dict()]
-    chip_store.commit(n, meta)
+    chip_store.commit(n, scenes=scenes, runs=[RunRecord.of(run)])
     return batch
 
 
@@ -176,7 +175,7 @@ def test_chips_move_as_bytes_and_parts_stay_intact(tmp_path: Path) -> None:
     writer = reference.writer()
     for b in batches:
         writer.append(b)
-    reference.commit(writer.flush(), reference.meta)
+    reference.commit(writer.flush())
     files = sorted(p.relative_to(reference.path) for p in (reference.path / "chips" / "c")
                    .rglob("*") if p.is_file())
     assert len(files) == 6

@@ -25,13 +25,13 @@ import yaml
 import zarr
 from dask.distributed import Client
 
+from geokr_testkit.rasters import textured, write_raster
+from geokr_testkit.stores import build_store
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
 from pipeline.hpc.options import ClusterOptions, open_client
 from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
-from tests._train_store import build_store
-from tests.rasters import textured, write_raster
 from training.checkpoint import list_checkpoints
 
 pytestmark = pytest.mark.slurm

@@ -25,16 +25,16 @@ from rasterio.control import GroundControlPoint
 from rasterio.rpc import RPC
 from zarr.storage import LocalStore
 
+from geokr_testkit.grid import GridScene, grid_store
+from geokr_testkit.rasters import textured, write_raster
+from geokr_testkit.stores import build_store
 from pipeline.cli import main
 from pipeline.errors import InputError
-from pipeline.landcover.gridstore import GridScene, grid_store
 from pipeline.store import chips as store_mod
 from pipeline.store.chips import ChipStore
 from pipeline.store.labels import LabelSet, label_names
 from pipeline.store.shards import open_shards
 from pipeline.tiling import TileParams, run_tile
-from tests._train_store import build_store
-from tests.rasters import textured, write_raster
 from training.cli import main as train
 
 

@@ -17,9 +17,9 @@ import rasterio
 from affine import Affine
 from click.testing import CliRunner
 
+from geokr_testkit.grid import GridScene, grid_store
 from pipeline.cli import main
 from pipeline.errors import InputError
-from pipeline.landcover.gridstore import GridScene, grid_store
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.store.chips import ChipStore
 from pipeline.store.labels import LabelSet, label_names

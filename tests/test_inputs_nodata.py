@@ -16,13 +16,13 @@ from affine import Affine
 from click.testing import CliRunner
 from dask.distributed import Client
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.cli import main
 from pipeline.nodata import NodataChoice
 from pipeline.scenes import inspect_scene
 from pipeline.sensors import all_profiles
 from pipeline.store.chips import ChipStore
 from pipeline.tiling import TileParams, run_tile
-from tests.rasters import textured, write_raster
 
 GF2_GRID = Affine(0.8, 0, 500_000.0, 0, -0.8, 3_000_000.0)
 FILL_COLS = 200  # zero-filled columns on the left of the generated scenes

@@ -15,8 +15,8 @@ import xarray as xr
 import zarr
 from dask.distributed import Client
 
+from geokr_testkit.grid import GridScene, grid_store
 from pipeline.errors import InputError
-from pipeline.landcover.gridstore import GridScene, grid_store
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.store.chips import LEGACY_LOCK, LOCK_GROUP, ChipStore, writer_lock
 from pipeline.tiling import TileParams, run_tile

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from dask.distributed import Client
 
+from geokr_testkit.grid import GridScene, add_grid_scenes, chip_windows, grid_store
 from pipeline.cli.label import label
 from pipeline.errors import InputError
 from pipeline.landcover import run as run_mod
-from pipeline.landcover.gridstore import GridScene, append_scenes, chip_windows, grid_store
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.run import LabelConfig, run_label
@@ -144,7 +144,7 @@ def test_appended_chips_are_labelled_on_the_next_run(store: Path, shared_data: P
     run_label(cfg(store, nlcd(shared_data), classes="all"))
     before = LabelSet.open(ChipStore.open(store), "nlcd").read("proportions")
     s = ChipStore.open(store, "r+")
-    append_scenes(s, [zion], 64, windows=[chip_windows(zion, 64, 64)[:0] + [
+    add_grid_scenes(s, [zion], 64, windows=[chip_windows(zion, 64, 64)[:0] + [
         w for w in chip_windows(zion, 64, 48)[:40]]])
     s = ChipStore.open(store)
     stale = LabelSet.open(s, "nlcd")

@@ -13,7 +13,7 @@ import pytest
 from affine import Affine
 from pyproj import Transformer
 
-from pipeline.landcover.gridstore import GridScene, grid_store, utm_wkt
+from geokr_testkit.grid import GridScene, grid_store, utm_wkt
 from pipeline.landcover.legend import Legend
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.run import LabelConfig, run_label

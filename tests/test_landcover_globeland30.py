@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import CRS, Transformer
 
+from geokr_testkit.grid import GridScene, bounds_wgs84, grid_store, utm_wkt
 from pipeline.errors import InputError
 from pipeline.landcover import lookup
-from pipeline.landcover.gridstore import GridScene, bounds_wgs84, grid_store, utm_wkt
 from pipeline.landcover.legend import Legend, class_set
 from pipeline.landcover.reference import reference_labels
 from pipeline.landcover.run import LabelConfig, run_label

@@ -10,9 +10,9 @@ import pytest
 from affine import Affine
 from click.testing import CliRunner
 
+from geokr_testkit.grid import GridScene, grid_store, utm_wkt
 from pipeline.cli.stats import stats
 from pipeline.errors import InputError
-from pipeline.landcover.gridstore import GridScene, grid_store, utm_wkt
 from pipeline.stats import LabelArrays, markdown, table2, table3, write_table
 
 CLASSES = [(10, "cultivated land"), (20, "forest"), (60, "water bodies")]

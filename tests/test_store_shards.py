@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from geokr_testkit.stores import build_store, make_batch
 from pipeline.store.chips import ChipStore
 from pipeline.store.shards import open_shards
-from tests._train_store import build_store, make_batch
 from training.data import ChipReader
 
 
@@ -30,7 +30,7 @@ def test_all_fill_chips_and_shards_read_as_zero(tmp_path: Path) -> None:
     batch.chips[4:8] = 0  # one whole shard of fill values
     writer = store.writer()
     writer.append(batch)
-    store.commit(writer.flush(), store.meta)
+    store.commit(writer.flush())
     reader = ChipReader(store.path)
     assert reader.uses_shards
     np.testing.assert_array_equal(reader.read(np.arange(12)), batch.chips)

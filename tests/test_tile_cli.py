@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.cli import main
-from tests.rasters import textured, write_raster
 
 
 def test_cli_summary_and_exit_status(tmp_path: Path, shared_data: Path) -> None:

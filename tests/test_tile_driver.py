@@ -13,10 +13,10 @@ import pytest
 from dask.distributed import Client
 
 import pipeline.landcover.run as run_mod
+from geokr_testkit.grid import GridScene, grid_store
 from pipeline.cluster import check_workers_see
 from pipeline.driver import Committer, InFlight, ordered_map
 from pipeline.errors import InputError
-from pipeline.landcover.gridstore import GridScene, grid_store
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.store.chips import lock_file, writer_lock
 

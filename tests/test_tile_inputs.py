@@ -9,12 +9,12 @@ import pytest
 from affine import Affine
 from dask.distributed import Client
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.errors import InputError
 from pipeline.scenes import acquisition_date, inspect_scene
 from pipeline.sensors import all_profiles, infer_profile, load_profile
 from pipeline.store.chips import ChipStore
 from pipeline.tiling import TileParams, run_tile
-from tests.rasters import textured, write_raster
 
 PROFILES = all_profiles()
 

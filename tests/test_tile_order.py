@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from dask.distributed import Client
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.hpc.consolidate import consolidate, consolidate_report
 from pipeline.hpc.parts import Part
 from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
-from tests.rasters import textured, write_raster
 
 PARAMS = TileParams(chip_size=64, shard_chips=8, commit_interval=0)
 

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from skimage.exposure import is_low_contrast
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.filters import FilterParams, cloud_fraction, drop_reason, gray, low_contrast
 from pipeline.radiometry import Stretch, compute_stretch
-from tests.rasters import textured, write_raster
 
 
 def test_lookup_table_equals_direct_scaling() -> None:

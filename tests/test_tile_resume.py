@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.store.chips import ChipStore, chip_specs
-from tests.rasters import textured, write_raster
 
 N_GENERATED = 16
 

@@ -11,12 +11,12 @@ import pytest
 import rasterio
 from dask.distributed import Client
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline import tiling
 from pipeline.cluster import dask_client
 from pipeline.errors import InputError
 from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import TileParams, run_tile
-from tests.rasters import textured, write_raster
 
 PARAMS = TileParams(chip_size=32, shard_chips=4, commit_interval=0)
 

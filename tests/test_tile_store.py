@@ -14,11 +14,11 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.errors import InputError
 from pipeline.radiometry import Stretch
 from pipeline.store.chips import ChipBatch, ChipStore, writer_lock
 from pipeline.tiling import TileParams, run_tile
-from tests.rasters import textured, write_raster
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +184,13 @@ def test_writer_buffers_whole_shards_and_rewinds(tmp_path: Path) -> None:
     assert writer.written == 4 and writer.end == 6
     writer.rewind(5)  # the second scene failed after one chip
     writer.append(batch(2, 3))
-    store.commit(writer.flush(), store.meta)
+    store.commit(writer.flush())
     assert store.n_chips == 7
     values = store.read("chips")[:, 0, 0, 0].tolist()
     assert values == [1, 1, 1, 2, 2, 3, 3]
     writer.rewind(3)  # past what is on disk: the rest becomes invisible garbage
     writer.append(batch(1, 4))
-    store.commit(writer.flush(), store.meta)
+    store.commit(writer.flush())
     assert store.read("chips")[:, 0, 0, 0].tolist() == [1, 1, 1, 4]
 
 

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
+from geokr_testkit.rasters import textured, write_raster
 from pipeline.filters import REASONS, FilterParams, strip_stats
 from pipeline.geobounds import bounds_wgs84
 from pipeline.sensors import all_profiles
 from pipeline.store.chips import ChipStore, chip_specs
 from pipeline.tiling import ScenePlan, TileParams, prepare_scene, run_tile
 from pipeline.windows import chip_rows
-from tests.rasters import textured, write_raster
 from tests.tile_reference import chip_decisions, read_strip, reference_store
 
 

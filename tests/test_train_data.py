@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from geokr_testkit.stores import build_store, write_label_set
 from pipeline.errors import InputError
 from pipeline.store.chips import ChipStore
-from tests._train_store import build_store, write_label_set
 from training.data import (
     ChipBatches,
     ChipReader,

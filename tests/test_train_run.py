@@ -17,7 +17,7 @@ import torch
 import torchvision
 from click.testing import CliRunner, Result
 
-from tests._train_store import build_store, write_label_set
+from geokr_testkit.stores import build_store, write_label_set
 from training import checkpoint as ckpt
 from training.cli import main
 

@@ -94,5 +94,5 @@ def reference_store(path: Path, scenes: list[str], params: TileParams, sensor: A
             batch, _ = cut_part(plan, windows, params)
             batch.chip_scene[:] = scene_id
             writer.append(batch)
-    store.commit(writer.flush(), store.meta)
+    store.commit(writer.flush())
     return store

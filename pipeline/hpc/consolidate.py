@@ -2,7 +2,7 @@
 
 Parts go in part order, one commit per part, so the merged store holds the
 chips in the order of one run over the sorted scenes.  Each merged part is
-recorded in ``attrs["geokr"]["consolidated"]``; a rerun skips those, and a
+recorded as a :class:`~pipeline.store.records.PartRecord`; a rerun skips those, and a
 crash mid-part leaves only invisible bytes that the rerun overwrites.  A part
 that is missing or unfinished stops the merge there (later parts would land
 out of order) and is reported in one line.  Only chips are merged: label the
@@ -13,6 +13,7 @@ Chips are copied as encoded bytes (see :func:`_append`), never decoded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +25,8 @@ from pipeline.errors import InputError
 from pipeline.hpc.parts import Part, find_part_stores, parts_dir
 from pipeline.report import RunReport
 from pipeline.store.chips import VECTOR_CHUNK, VECTOR_NAMES, ChipStore, ShardAppender, writer_lock
+from pipeline.store.records import PartRecord, RunRecord, known_scenes
 from pipeline.store.shards import ChunkRef, ShardLayout, chunk_refs, read_chunks, write_shard
-
-RECORD_KEY = "consolidated"
 
 
 def consolidate(store_path: Path, report: RunReport) -> None:
@@ -36,10 +36,10 @@ def consolidate(store_path: Path, report: RunReport) -> None:
         raise InputError(parts_dir(store_path), "no part stores (part-i-of-n.zarr) to consolidate")
     count = _single_count(parts, store_path)
     first = ChipStore.open(next(iter(parts.values())))
-    store = ChipStore.open_or_create(store_path, first.chip_size, first.meta["shard_chips"])
+    store = ChipStore.open_or_create(store_path, first.chip_size, first.shard_chips)
     with store.lock("geokr-etl consolidate"):
         store.recover()
-        done = {r["part"] for r in store.meta.get(RECORD_KEY, [])}
+        done = {r.part for r in store.parts}
         total = sum(ChipStore.open(p).n_chips for q, p in parts.items() if str(q) not in done)
         with tqdm(total=total, unit="chip", desc="consolidate") as bar:
             for index in range(1, count + 1):
@@ -87,13 +87,13 @@ def _merge_one(
 
 
 def _check_part(source: ChipStore, store: ChipStore, path: Path) -> None:
-    runs = source.meta.get("runs", [])
-    if not runs or not runs[-1].get("finished") or runs[-1].get("interrupted"):
+    runs = source.runs
+    if not runs or not runs[-1].complete:
         raise InputError(path, "its tile run has not finished")
     if source.chip_size != store.chip_size:
         raise InputError(path, f"{source.chip_size} px chips, the store has {store.chip_size} px")
-    have = {s.get("fingerprint") or s["path"] for s in store.scenes}
-    twice = [s["path"] for s in source.scenes if (s.get("fingerprint") or s["path"]) in have]
+    have = known_scenes(store.scenes)
+    twice = [s.path for s in source.scenes if s.key in have]
     if twice:
         raise InputError(path, f"scene {twice[0]} is already in {store.path}")
 
@@ -123,14 +123,13 @@ def _append(store: ChipStore, source: ChipStore, part: Part, bar: tqdm) -> None:
         _write_shards(appender, appender.take_shards())
         bar.update(hi - lo)
     _write_shards(appender, appender.take_shards(partial=True))
-    meta = store.meta
-    base = {"id": scene_base, "chip_offset": start, "run": len(meta["runs"])}
-    meta["scenes"] = store.scenes + [_renumber(s, base) for s in source.scenes]
-    meta["runs"] = list(meta["runs"]) + [{**r, "part": str(part)} for r in source.meta["runs"]]
-    record = {"part": str(part), "path": str(source.path), "offset": start,
-              "n_chips": n, "n_scenes": len(source.scenes)}
-    meta[RECORD_KEY] = [*meta.get(RECORD_KEY, []), record]
-    appender.commit(start + n, meta)
+    n_runs, scenes = len(store.runs), source.scenes
+    appender.commit(
+        start + n,
+        scenes=[s.shifted(scene_base, start, n_runs) for s in scenes],
+        runs=[dataclasses.replace(r, part=str(part)) for r in source.runs],
+        parts=[PartRecord(str(part), str(source.path), start, n, len(scenes))],
+    )
 
 
 def _write_shards(appender: ShardAppender, shards: list[tuple[int, list[Any]]]) -> None:
@@ -139,11 +138,6 @@ def _write_shards(appender: ShardAppender, shards: list[tuple[int, list[Any]]]) 
         read = iter(read_chunks(refs))
         chunks = [e if isinstance(e, bytes) else next(read) for e in entries]
         write_shard(appender.layout, shard, chunks)
-
-
-def _renumber(scene: dict[str, Any], base: dict[str, int]) -> dict[str, Any]:
-    """Shift the part-local indices of a scene record (scene id, first chip, run)."""
-    return {**scene, **{k: scene[k] + v for k, v in base.items() if isinstance(scene.get(k), int)}}
 
 
 @contextlib.contextmanager
@@ -166,6 +160,4 @@ def _store_report(store_path: Path, report: RunReport) -> None:
     except InputError:
         return
     with store.lock("geokr-etl consolidate"):
-        meta = store.meta
-        meta["runs"] = [*meta["runs"], report.to_dict()]
-        store.write_meta(meta)
+        store.append_run(RunRecord.of(report))

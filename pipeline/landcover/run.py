@@ -17,7 +17,6 @@ import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from dask.distributed import Client
@@ -32,6 +31,7 @@ from pipeline.landcover.tiles import TileIndex, build_index, expand_sources
 from pipeline.report import RunReport, sigterm_as_interrupt
 from pipeline.store.chips import ChipStore
 from pipeline.store.labels import LabelSet, sample_weights
+from pipeline.store.records import RunRecord
 from pipeline.versions import software_versions
 
 COMMIT_SECONDS = 5.0
@@ -111,7 +111,7 @@ def run_label(cfg: LabelConfig) -> RunReport:
             _label_pending(store, labels, index, legend, cfg, report, client)
         finally:
             report.finish()
-            _append_run(labels, report)
+            labels.append_run(RunRecord.of(report))
             labels.remove_if_empty()
     return report
 
@@ -247,10 +247,3 @@ class _Writer:
         self.labels.commit(self.done, {"tiles": tiles})
         report.counts["commits"] += 1
         self.written = self.done
-
-
-def _append_run(labels: LabelSet, report: RunReport) -> None:
-    runs: list[Any] = list(labels.header.get("runs", []))
-    runs.append(report.to_dict())
-    labels.commit(labels.n_chips, {"runs": runs})
-

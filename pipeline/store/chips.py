@@ -35,7 +35,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -46,10 +46,18 @@ from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
 from pipeline.errors import InputError
+from pipeline.store.records import (
+    PartRecord,
+    RunRecord,
+    SceneRecord,
+    append_run,
+    append_scenes,
+)
 from pipeline.store.shards import ChunkRef, ShardLayout, chunk_refs
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"
+PARTS_KEY = "consolidated"  # the merged parts of a job array (:class:`PartRecord`)
 LOCK_GROUP = ".geokr_writer"  # the writer lock: an empty zarr group, so zarr readers see no junk
 LEGACY_LOCK = ".geokr.lock"  # the lock file of stores written before
 
@@ -215,9 +223,11 @@ class ChipStore:
     # -- metadata ----------------------------------------------------------
     @property
     def meta(self) -> dict[str, Any]:
+        """A copy of the raw metadata document; extend it through :meth:`commit` and
+        :meth:`append_run`, never by writing it back."""
         return dict(self.group.attrs[META_KEY])  # type: ignore[arg-type]
 
-    def write_meta(self, meta: Mapping[str, Any]) -> None:
+    def _write_meta(self, meta: Mapping[str, Any]) -> None:
         """Replace the metadata in one atomic write (the commit point)."""
         self.group.attrs[META_KEY] = json.loads(json.dumps(meta))
 
@@ -230,8 +240,25 @@ class ChipStore:
         return int(self.meta["chip_size"])
 
     @property
-    def scenes(self) -> list[dict[str, Any]]:
-        return list(self.meta["scenes"])
+    def shard_chips(self) -> int:
+        return int(self.meta["shard_chips"])
+
+    @property
+    def scenes(self) -> list[SceneRecord]:
+        return [SceneRecord.from_dict(s) for s in self.meta["scenes"]]
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        return [RunRecord.from_dict(r) for r in self.meta["runs"]]
+
+    @property
+    def parts(self) -> list[PartRecord]:
+        """The part stores of a job array merged into this one, in merge order."""
+        return [PartRecord.from_dict(p) for p in self.meta.get(PARTS_KEY, [])]
+
+    def append_run(self, run: RunRecord) -> None:
+        """Log one run (the caller holds the lock)."""
+        self._write_meta(append_run(self.meta, run))
 
     def array(self, name: str) -> zarr.Array:
         arr = self.group[name]
@@ -249,15 +276,20 @@ class ChipStore:
     def writer(self) -> ChipWriter:
         return ChipWriter(self)
 
-    def commit(self, end: int, meta: Mapping[str, Any]) -> None:
-        """Make chips ``[0, end)`` visible and store ``meta`` with ``n_chips = end``."""
+    def commit(
+        self, end: int, scenes: Sequence[SceneRecord] = (), runs: Sequence[RunRecord] = (),
+        parts: Sequence[PartRecord] = (),
+    ) -> None:
+        """Make chips ``[0, end)`` visible with the records of what they came from, in
+        one metadata write (``n_chips = end``)."""
         for name in chip_specs(self.chip_size):
             arr = self.array(name)
             if arr.shape[0] != end:
                 arr.resize((end, *arr.shape[1:]))
-        new = dict(meta)
-        new["n_chips"] = end
-        self.write_meta(new)
+        meta = append_run(append_scenes(self.meta, scenes), *runs)
+        if parts:
+            meta[PARTS_KEY] = [*meta.get(PARTS_KEY, []), *(p.to_dict() for p in parts)]
+        self._write_meta({**meta, "n_chips": end})
 
     def recover(self) -> None:
         """Shrink arrays left longer than ``n_chips`` by a crash between resize and commit."""
@@ -285,7 +317,7 @@ class ChipWriter:
         self.store = store
         self.written = store.n_chips  # everything below is on disk
         self.pending: list[ChipBatch] = []
-        self.shard = int(store.meta["shard_chips"])
+        self.shard = store.shard_chips
 
     @property
     def end(self) -> int:
@@ -382,14 +414,18 @@ class ShardAppender:
         for i in range(self.base, stop):
             self.entries[i - self.base] = None
 
-    def commit(self, end: int, meta: Mapping[str, Any]) -> None:
-        """Publish chips ``[0, end)``; their shards must be on disk already."""
+    def commit(
+        self, end: int, scenes: Sequence[SceneRecord] = (), runs: Sequence[RunRecord] = (),
+        parts: Sequence[PartRecord] = (),
+    ) -> None:
+        """Publish chips ``[0, end)`` (see :meth:`ChipStore.commit`); their shards must be
+        on disk already."""
         n = end - self.committed
         for name in VECTOR_NAMES:
             merged = self._merged(name)
             _write_beyond(self.store.array(name), self.committed, merged[:n])
             self.vectors[name] = [merged[n:]]
-        self.store.commit(end, meta)
+        self.store.commit(end, scenes, runs, parts)
         self.committed = end
         per = self.layout.shard_chips
         final = min(end, self.handed) // per * per  # whole shards, committed: done with them

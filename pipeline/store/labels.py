@@ -17,6 +17,7 @@ import zarr
 
 from pipeline.errors import InputError
 from pipeline.store.chips import VECTOR_CHUNK, ChipStore
+from pipeline.store.records import RunRecord, append_run
 
 GROUP = "labels"
 ATTR = "geokr_labels"
@@ -124,6 +125,14 @@ class LabelSet:
         for name, data in rows.items():
             if len(data):
                 self.array(name)[lo : lo + len(data)] = data
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        return [RunRecord.from_dict(r) for r in self.header.get("runs", [])]
+
+    def append_run(self, run: RunRecord) -> None:
+        """Log one run in the header (the caller holds the store's lock)."""
+        self.group.attrs[ATTR] = append_run(self.header, run)
 
     def commit(self, n: int, updates: Mapping[str, Any]) -> None:
         """Publish rows ``[0, n)`` with ``updates`` merged into the header, in one write."""

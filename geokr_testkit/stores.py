@@ -1,4 +1,4 @@
-"""Tiny chip stores with a label set, in the store and label-set contract, for trainer tests.
+"""Tiny chip stores with a label set, through the store contract, for trainer tests.
 
 Chip colours are a mixture of per-class colours weighted by the chip's proportion
 vector (plus texture noise), so a small network can learn the proportions and a
@@ -7,12 +7,14 @@ loss that goes down is a real signal.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.store.chips import ChipBatch, ChipStore
 from pipeline.store.labels import LabelSet, sample_weights
+from pipeline.store.records import SceneRecord
 
 CLASS_COLOURS = np.array(
     [[30, 60, 200], [40, 160, 40], [200, 190, 120], [180, 60, 60], [120, 120, 120]],
@@ -20,18 +22,20 @@ CLASS_COLOURS = np.array(
 )
 
 
-def scene_entry(scene_id: int, n_chips: int, size: int) -> dict[str, object]:
-    return {
-        "id": scene_id,
-        "path": f"/data/scene_{scene_id}.tif",
-        "crs_wkt": "EPSG:32612",
-        "sensor": "test",
-        "resolution": [30.0, 30.0],
-        "acquired": None,
-        "stretch": None,
-        "n_chips": n_chips,
-        "fingerprint": f"scene-{scene_id}-{size}",
-    }
+def scene_record(
+    scene_id: int, path: str, n_chips: int, fingerprint: str, crs_wkt: str,
+    resolution: tuple[float, float], sensor: str = "test",
+) -> SceneRecord:
+    """The scene record of a store built without the tile stage (no offset, no run)."""
+    return SceneRecord(scene_id, path, n_chips, fingerprint, extra={
+        "crs_wkt": crs_wkt, "sensor": sensor, "resolution": list(resolution), "acquired": None,
+    })
+
+
+def scene_entry(scene_id: int, n_chips: int, size: int) -> SceneRecord:
+    record = scene_record(scene_id, f"/data/scene_{scene_id}.tif", n_chips,
+                          f"scene-{scene_id}-{size}", "EPSG:32612", (30.0, 30.0))
+    return dataclasses.replace(record, extra={**record.extra, "stretch": None})
 
 
 def make_chips(
@@ -120,9 +124,7 @@ def build_store(
     writer = store.writer()
     writer.append(make_batch(scene_of_chip, proportions, chip_size, rng))
     end = writer.flush()
-    meta = store.meta
-    meta["scenes"] = [scene_entry(s, chips_per_scene, chip_size) for s in range(n_scenes)]
-    store.commit(end, meta)
+    store.commit(end, scenes=[scene_entry(s, chips_per_scene, chip_size) for s in range(n_scenes)])
     valid = np.ones(n, bool)
     if invalid_every:
         valid[::invalid_every] = False

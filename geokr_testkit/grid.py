@@ -1,4 +1,4 @@
-"""Chip stores cut straight from a pixel grid, through the public ChipStore API.
+"""Chip stores cut straight from a pixel grid, through the public store contract.
 
 Tests and benchmarks of the label stage use these to place chips exactly
 where a case needs them (on a UTM zone boundary, half over the ocean, south of
@@ -19,7 +19,9 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from geokr_testkit.stores import scene_record
 from pipeline.store.chips import ChipBatch, ChipStore
+from pipeline.store.records import SceneRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,25 +97,24 @@ def _rgb(scene: GridScene, windows: Sequence[Window], chip_size: int) -> np.ndar
     return out
 
 
-def append_scenes(
+def add_grid_scenes(
     store: ChipStore, scenes: Sequence[GridScene], chip_size: int, stride: int | None = None,
     windows: Sequence[Sequence[Window]] | None = None,
 ) -> ChipStore:
     """Append every chip of ``scenes`` (or the given windows of each) and commit."""
-    meta = store.meta
     writer = store.writer()
+    records: list[SceneRecord] = []
     for k, scene in enumerate(scenes):
         wins = windows[k] if windows is not None else chip_windows(
             scene, chip_size, stride or chip_size
         )
-        index = len(meta["scenes"])
+        index = len(store.scenes) + k
         writer.append(scene_batch(scene, index, chip_size, wins))
-        meta["scenes"].append({
-            "id": index, "path": scene.path or f"grid-{index}", "crs_wkt": scene.crs_wkt,
-            "sensor": "grid", "resolution": [scene.transform.a, -scene.transform.e],
-            "acquired": None, "n_chips": len(wins), "fingerprint": f"grid-{index}",
-        })
-    store.commit(writer.flush(), meta)
+        records.append(scene_record(
+            index, scene.path or f"grid-{index}", len(wins), f"grid-{index}", scene.crs_wkt,
+            (scene.transform.a, -scene.transform.e), sensor="grid",
+        ))
+    store.commit(writer.flush(), scenes=records)
     return store
 
 
@@ -123,7 +124,7 @@ def grid_store(
 ) -> ChipStore:
     """A new store holding the chips of ``scenes``."""
     store = ChipStore.create(path, chip_size, shard_chips=64)
-    return append_scenes(store, scenes, chip_size, stride, windows)
+    return add_grid_scenes(store, scenes, chip_size, stride, windows)
 
 
 def utm_wkt(zone: int, south: bool = False) -> str:
