@@ -20,7 +20,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geokr_testkit.stores import scene_record
-from pipeline.store.chips import ChipBatch, ChipStore
+from pipeline.store.chips import ChipBatch, ChipStore, window_rows
 from pipeline.store.records import SceneRecord
 
 
@@ -69,9 +69,7 @@ def scene_batch(
     return ChipBatch(
         chips=_rgb(scene, windows, chip_size),
         chip_scene=np.full(n, index, np.int32),
-        chip_window=np.array(
-            [[w.row_off, w.col_off, w.height, w.width] for w in windows], np.int32
-        ).reshape(n, 4),
+        chip_window=window_rows(windows),
         chip_transform=gts,
         chip_bounds_wgs84=bounds_wgs84(gts, scene.crs_wkt, chip_size),
         chip_cloud_fraction=np.zeros(n, np.float32),

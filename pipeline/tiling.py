@@ -43,7 +43,7 @@ from pipeline.scenes import (
     open_cached,
 )
 from pipeline.sensors import SensorProfile, all_profiles, load_profile
-from pipeline.store.chips import ChipStore, ShardAppender, lock_file
+from pipeline.store.chips import ChipStore, ShardAppender, lock_file, window_rows
 from pipeline.store.records import RunRecord, SceneRecord, known_scenes
 from pipeline.store.shards import ChunkRef, ShardLayout, encode_chips, read_chunks, write_shard
 from pipeline.windows import chip_rows, gdal_transform, strip_window
@@ -197,10 +197,7 @@ def _vectors(
     )
     return {
         "chip_scene": np.full(len(windows), -1, np.int32),
-        "chip_window": np.array(
-            [(int(w.row_off), int(w.col_off), int(w.height), int(w.width)) for w in windows],
-            np.int32,
-        ).reshape(-1, 4),
+        "chip_window": window_rows(windows),
         "chip_transform": gts,
         "chip_bounds_wgs84": bounds_wgs84(CRS.from_wkt(info.crs_wkt), boxes),
         "chip_cloud_fraction": stats.cloud[kept].astype(np.float32),

@@ -48,7 +48,6 @@ BATCH_CHIPS = 128
 MISSING = -3  # int8 class value: no tile has data at this sample (yet)
 _CONTROL = np.array([0.0, 0.5, 1.0])
 
-Window4 = tuple[int, int, int, int]  # row0, row1, col0, col1
 
 
 @dataclasses.dataclass
@@ -185,7 +184,7 @@ class TileGrid:
         ok[list(self.exact)] = False
         return ok
 
-    def window(self, tile: TileRecord) -> Window4 | None:
+    def window(self, tile: TileRecord) -> Window | None:
         """Tile pixels any chip pixel centre touches, clipped to the tile; None if none."""
         ends = np.array([0.5, self.size - 0.5])
         u, v = (a.ravel() for a in np.meshgrid(ends, ends))
@@ -203,16 +202,16 @@ class TileGrid:
         c1 = min(tile.width, int(np.floor(allc[ok].max())) + 1)
         r0 = max(0, int(np.floor(allr[ok].min())))
         r1 = min(tile.height, int(np.floor(allr[ok].max())) + 1)
-        return (r0, r1, c0, c1) if c1 > c0 and r1 > r0 else None
+        return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
-    def _shifted(self, which: np.ndarray, win: Window4) -> np.ndarray:
+    def _shifted(self, which: np.ndarray, win: Window) -> np.ndarray:
         c = self.coef[which].copy()
-        c[:, 0, 0] += 1 - win[2]  # into padded-window pixels (border cell 0)
-        c[:, 1, 0] += 1 - win[0]
+        c[:, 0, 0] += 1 - win.col_off  # into padded-window pixels (border cell 0)
+        c[:, 1, 0] += 1 - win.row_off
         return c
 
     def run_counts(
-        self, padded: np.ndarray, win: Window4, which: np.ndarray, n_classes: int
+        self, padded: np.ndarray, win: Window, which: np.ndarray, n_classes: int
     ) -> np.ndarray:
         """Exact nearest-neighbour class areas of separable chips, from run lengths.
 
@@ -221,7 +220,7 @@ class TileGrid:
         work is per tile pixel under the chip, not per chip pixel.
         """
         c = self._shifted(which, win)
-        h, w = win[1] - win[0], win[3] - win[2]
+        h, w = int(win.height), int(win.width)
         p = np.arange(self.size) + 0.5
         mid = self.size / 2.0
         ci = _cell(c[:, 0, :1] + c[:, 0, 1:2] * p + c[:, 0, 2:3] * mid, w)
@@ -238,9 +237,9 @@ class TileGrid:
         weights = nr[:, :, None] * nc[:, None, :]
         return _weighted_counts(vals, weights.astype(np.float64), n_classes)
 
-    def sample(self, padded: np.ndarray, win: Window4, which: np.ndarray) -> np.ndarray:
+    def sample(self, padded: np.ndarray, win: Window, which: np.ndarray) -> np.ndarray:
         """Class at every sample of the chips ``which`` (any rotation; exact fallbacks)."""
-        r0, r1, c0, c1 = win
+        r0, c0, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
         c = self._shifted(which, win)
         p, pf = self.pos, self.pos.astype(np.float32)
         colf = (c[:, 0, :1] + c[:, 0, 2:3] * p).astype(np.float32)[:, :, None] + (
@@ -253,9 +252,9 @@ class TileGrid:
             if int(i) in self.exact:
                 ec, er = self.exact[int(i)]
                 colf[j], rowf[j] = ec - c0 + 1, er - r0 + 1
-        idx = _cell(rowf, r1 - r0)
-        idx *= c1 - c0 + 2
-        idx += _cell(colf, c1 - c0)
+        idx = _cell(rowf, h)
+        idx *= w + 2
+        idx += _cell(colf, w)
         return padded.ravel().take(idx)
 
 
@@ -339,14 +338,12 @@ def transformer(src_wkt: str, dst_wkt: str) -> Transformer:
 
 
 def _read_classes(
-    ds: Any, tile: TileRecord, win: Window4, table: np.ndarray, legend_nodata: Sequence[int]
+    ds: Any, tile: TileRecord, win: Window, table: np.ndarray, legend_nodata: Sequence[int]
 ) -> np.ndarray:
     """Class indices of the window, with a one-cell MISSING border (see ``_cell``)."""
-    r0, r1, c0, c1 = win
-    codes, missing = land_cover_codes(ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)),
-                                      tile, legend_nodata)
+    codes, missing = land_cover_codes(ds.read(1, window=win), tile, legend_nodata)
     check_codes(codes, missing, table, tile)
-    padded = np.full((r1 - r0 + 2, c1 - c0 + 2), MISSING, np.int8)
+    padded = np.full((int(win.height) + 2, int(win.width) + 2), MISSING, np.int8)
     if missing.any():
         inner = table[np.where(missing, 0, codes)]
         inner[missing] = MISSING

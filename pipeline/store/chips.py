@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 import zarr
+from rasterio.windows import Window
 from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
@@ -92,6 +93,14 @@ def chip_specs(chip_size: int) -> dict[str, ArraySpec]:
         "chip_cloud_fraction": ArraySpec("float32", (), ("chip",)),
         "chip_nodata_fraction": ArraySpec("float32", (), ("chip",)),
     }
+
+
+def window_rows(windows: Sequence[Window]) -> np.ndarray:
+    """``chip_window`` rows of pixel windows: the store's field order lives here only."""
+    return np.array(
+        [(int(w.row_off), int(w.col_off), int(w.height), int(w.width)) for w in windows],
+        np.int32,
+    ).reshape(-1, 4)
 
 
 @dataclasses.dataclass
