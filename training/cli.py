@@ -138,3 +138,7 @@ def main(compile_: bool, **kwargs: Any) -> None:
     if detect().is_main:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         click.echo(f"done: {cfg.out} ({shown})", err=True)
+
+
+if __name__ == "__main__":
+    main()
