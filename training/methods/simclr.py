@@ -32,6 +32,8 @@ class SimCLR(TwoViewMethod):
                                                                     out))
         assert cfg.temperature is not None
         self.criterion = NTXentLoss(cfg.temperature, gather_distributed=True)
+        # Validation batches differ in number and size across ranks: no gathering there.
+        self.val_criterion = NTXentLoss(cfg.temperature)
 
     def parameters_used(self) -> dict[str, Any]:
         hidden, out = self.head_dims()
@@ -44,20 +46,22 @@ class SimCLR(TwoViewMethod):
         return None
 
     def pair_loss(self, forward: Callable[[torch.Tensor], Any], x0: torch.Tensor,
-                  x1: torch.Tensor, ctx: Context) -> torch.Tensor:
+                  x1: torch.Tensor, ctx: Context, criterion: NTXentLoss) -> torch.Tensor:
         with ctx.autocast():
             z = forward(torch.cat([x0, x1]))
         z0, z1 = z.float().chunk(2)
-        loss: torch.Tensor = self.criterion(z0, z1)
+        loss: torch.Tensor = criterion(z0, z1)
         return loss
 
     def loss(self, forward: Callable[[torch.Tensor], Any], chips: torch.Tensor,
              targets: torch.Tensor, ctx: Context) -> torch.Tensor:
-        return stack_terms(self.pair_loss(forward, *self.two_views(chips, ctx), ctx))
+        x0, x1 = self.two_views(chips, ctx)
+        return stack_terms(self.pair_loss(forward, x0, x1, ctx, self.criterion))
 
     def validate_batch(self, chips: torch.Tensor, targets: torch.Tensor, ctx: Context
                        ) -> torch.Tensor:
-        return self.pair_loss(self.student, *self.two_views(chips, ctx), ctx).view(1)
+        x0, x1 = self.two_views(chips, ctx)
+        return self.pair_loss(self.student, x0, x1, ctx, self.val_criterion).view(1)
 
     def exports(self) -> dict[str, tuple[Any, str]]:
         return self.encoder_export("encoder")
