@@ -11,6 +11,7 @@ from pipeline.report import utc_now
 from pipeline.versions import software_versions
 
 CARD_NAME = "model_card.json"
+LABELLED = ("geokr", "classification")  # the methods whose head has one output per class
 BATCHNORM = {
     "geokr": "teacher runs in eval mode; running stats follow the weights' EMA",
     "classification": "per-process batch statistics",
@@ -32,7 +33,8 @@ def model_card(meta: dict[str, Any], args: dict[str, Any], metrics: dict[str, An
         "exported": {"files": exported,
                      "note": "backbone.pth is the network to take downstream"},
         "arch": meta["arch"],
-        "head": {"module": meta["head_name"], "outputs": len(meta["classes"]),
+        "head": {"module": meta["head_name"],
+                 "outputs": len(meta["classes"]) if method["name"] in LABELLED else None,
                  "note": "backbone files hold every torchvision key except this module's"},
         "classes": meta["classes"],
         "label_set": meta["labels"],

@@ -26,8 +26,7 @@ class GeoKRNet(nn.Module):
         self.net = torchvision_classifier(arch)
         self.arch = arch
         self.head_name = find_head(self.net, arch)
-        self.in_features = replace_head(self.net, self.head_name,
-                                        lambda n: nn.Linear(n, num_classes))
+        replace_head(self.net, self.head_name, lambda n: nn.Linear(n, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)

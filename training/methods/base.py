@@ -11,11 +11,13 @@ metrics and progress.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
+from lightly.models.utils import deactivate_requires_grad
 from torch import nn
 
 from training.config import TrainConfig
@@ -108,10 +110,6 @@ def stack_terms(total: torch.Tensor, *terms: torch.Tensor) -> torch.Tensor:
 
 def momentum_copy(module: nn.Module) -> nn.Module:
     """A frozen copy (lightly's ``deactivate_requires_grad``) for an EMA network."""
-    import copy
-
-    from lightly.models.utils import deactivate_requires_grad
-
     twin = copy.deepcopy(module)
     deactivate_requires_grad(twin)
     return twin
