@@ -29,7 +29,7 @@ echo "== 2. label: NLCD 2011 land-cover proportions per chip"
 echo "== 3. stats: Table II and figures"
 "$bin/geokr-etl" stats --store "$out/demo.zarr" --out "$out/stats"
 
-budget=(--arch resnet18 --epochs 8 --batch-size 32 --precision fp32 --workers 0 \
+budget=(--arch resnet18 --epochs 7 --batch-size 32 --precision fp32 --workers 0 \
     --log-every 5 --device cpu)
 echo "== 4. train: GeoKR student/teacher pre-training (small model, CPU)"
 "$bin/geokr-train" --store "$out/demo.zarr" --labels nlcd --out "$out/run" \
@@ -37,7 +37,7 @@ echo "== 4. train: GeoKR student/teacher pre-training (small model, CPU)"
 
 echo "== 5. train: the BYOL baseline on the same chips, same budget (no labels used)"
 "$bin/geokr-train" --store "$out/demo.zarr" --labels nlcd --method byol --out "$out/byol" \
-    "${budget[@]}" --warmup-epochs 1
+    "${budget[@]}" --warmup-epochs 1 --knn-bank 256
 
 echo "== 6. evaluate: linear probe on UC Merced, random vs BYOL vs GeoKR initialisation"
 "$bin/geokr-eval" classify --data "$data/ucmerced" --out "$out/eval" --arch resnet18 \

@@ -216,7 +216,7 @@ def test_bad_input_is_one_line(method: str, args: list[str], message: str, scene
     store = labelled_store if method == "geokr" else scene_store
     line = one_error_line(train(store, tmp_path / "o", method, "--max-steps", "1", *args))
     assert message in line
-    assert not list((tmp_path / "o").glob("checkpoint-*")) if (tmp_path / "o").is_dir() else True
+    assert not list((tmp_path / "o").glob("checkpoint-*"))
 
 
 def test_out_that_is_a_file_and_init_of_other_shapes(labelled_store: Path, tmp_path: Path
