@@ -47,9 +47,6 @@ class SingleViewMethod(Method):
         assert self.aug is not None
         return self.aug.eval(chips)
 
-    def embed(self, chips: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("supervised methods report their own validation terms")
-
 
 class GeoKR(SingleViewMethod):
     name = "geokr"
