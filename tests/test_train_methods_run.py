@@ -261,7 +261,7 @@ def test_disk_full_keeps_the_last_good_checkpoint(labelled_store: Path, tmp_path
     assert res.exit_code == 0 and "step 1" in res.output, res.output
 
 
-@pytest.mark.parametrize("method", ["simclr", "mocov2", "byol"])  # geokr's: test_train_run
+@pytest.mark.parametrize("method", ["classification", "simclr", "mocov2", "byol"])
 def test_two_processes_with_gloo(method: str, scene_store: Path, labelled_store: Path,
                                  tmp_path: Path) -> None:
     out = tmp_path / "ddp"
@@ -271,7 +271,7 @@ def test_two_processes_with_gloo(method: str, scene_store: Path, labelled_store:
            *BASE, "--batch-size", "4", "--max-steps", "3", "--warmup-epochs", "0",
            "--proj-hidden", "32", "--pred-hidden", "32", "--queue-size", "16",
            "--val-fraction", "0.3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # geokr's own: tests/test_train_run.py
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model_card.json").read_text())
