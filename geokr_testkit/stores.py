@@ -81,11 +81,14 @@ def write_label_set(
     proportions: np.ndarray,
     valid: np.ndarray,
     n_labelled: int | None = None,
+    dominant: np.ndarray | None = None,
 ) -> None:
     """Write ``labels/<name>`` through the label stage's own writer (class-balanced weights)."""
     n, k = proportions.shape
     props = np.where(valid[:, None], proportions, 0).astype(np.float32)
-    dominant = np.where(valid, props.argmax(1), -1).astype(np.int16)
+    if dominant is None:
+        dominant = props.argmax(1)
+    dominant = np.where(valid, dominant, -1).astype(np.int16)
     header = {
         "product": "test",
         "legend": "test",
@@ -129,4 +132,41 @@ def build_store(
     if invalid_every:
         valid[::invalid_every] = False
     write_label_set(store, label_name, proportions, valid)
+    return store
+
+
+def scene_rgb(tif: Path) -> np.ndarray:
+    """(3, H, W) uint8 from a real RGB(+NIR) scene: 2-98 % stretch, BGRN read as RGB."""
+    import rasterio
+
+    with rasterio.open(tif) as ds:
+        bands = [3, 2, 1] if ds.count >= 4 else [1, 2, 3]
+        data = ds.read(bands, masked=True).astype(np.float64)
+    out = np.zeros(data.shape, np.uint8)
+    for b in range(3):
+        lo, hi = np.percentile(data[b].compressed(), [2, 98])
+        out[b] = np.clip((data[b].filled(lo) - lo) / max(hi - lo, 1e-9) * 255, 0, 255)
+    return out
+
+
+def build_scene_store(path: Path, tif: Path, n_chips: int = 64, chip_size: int = 32,
+                      seed: int = 0) -> ChipStore:
+    """A store of random windows of one real scene, as two pseudo-scenes (left, right half),
+    and no label set: what the self-supervised methods must train on."""
+    rgb = scene_rgb(tif)
+    _, h, w = rgb.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, h - chip_size + 1, n_chips)
+    cols = rng.integers(0, w - chip_size + 1, n_chips)
+    scene = (cols > (w - chip_size) // 2).astype(np.int64)
+    batch = make_batch(scene, np.zeros((n_chips, 1), np.float32), chip_size, rng)
+    batch = dataclasses.replace(batch, chips=np.stack(
+        [rgb[:, r:r + chip_size, c:c + chip_size] for r, c in zip(rows, cols, strict=True)]))
+    store = ChipStore.create(path, chip_size, shard_chips=16)
+    writer = store.writer()
+    writer.append(batch)
+    end = writer.flush()
+    meta = store.meta
+    meta["scenes"] = [scene_entry(s, int((scene == s).sum()), chip_size) for s in (0, 1)]
+    store.commit(end, meta)
     return store

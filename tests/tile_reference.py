@@ -30,7 +30,7 @@ def read_strip(info: SceneInfo, stretch: Stretch, windows: list[Any]) -> tuple[A
     strip = strip_window(windows)
     with rasterio.open(info.path) as src:
         data = src.read(info.sensor.rgb, window=strip)
-        valid = _valid_pixels(src, info.sensor.rgb, strip)
+        valid = _valid_pixels(src, info, strip, data)
     rgb = stretch.apply(data)
     rgb[:, ~valid] = 0
     return strip, rgb, valid

@@ -8,6 +8,7 @@ either the old set of checkpoints or the new one, never a torn file.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -53,6 +54,18 @@ def save_atomic(obj: Any, path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_failed(path: Path, exc: OSError, last_good: Path | None) -> InputError:
+    """A failed write (full disk, quota) as one line naming what is still good.
+
+    ``save_atomic`` never leaves the partial file behind, so the newest checkpoint on
+    disk is still the last good one and ``--resume`` continues from it.
+    """
+    what = "disk full" if exc.errno == errno.ENOSPC else f"write failed ({exc.strerror or exc})"
+    kept = (f"last good checkpoint: {last_good}; free space and continue with --resume"
+            if last_good else "no checkpoint written yet")
+    return InputError(path, f"{what}; nothing partial kept; {kept}")
 
 
 def prune(run_dir: Path, keep: int) -> None:

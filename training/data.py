@@ -38,6 +38,7 @@ class LabelSet:
     proportions: np.ndarray  # (n, K) float32
     valid: np.ndarray  # (n,) bool
     sample_weight: np.ndarray  # (n,) float64
+    dominant: np.ndarray  # (n,) int64, -1 where invalid
     n_chips: int
     attrs: dict[str, Any]
 
@@ -69,6 +70,7 @@ def open_label_set(store: ChipStore, name: str) -> LabelSet:
         props = labels.read("proportions")[:n].astype(np.float32)
         valid = labels.read("valid")[:n].astype(bool)
         weight = labels.read("sample_weight")[:n].astype(np.float64)
+        dominant = labels.read("dominant")[:n].astype(np.int64)
     except KeyError as exc:
         raise InputError(where, f"label set lacks array {exc}") from None
     classes = labels.classes
@@ -77,19 +79,19 @@ def open_label_set(store: ChipStore, name: str) -> LabelSet:
     valid &= np.isfinite(props).all(1) & np.isfinite(weight) & (weight > 0)
     if not valid.any():
         raise InputError(where, "label set marks no chip valid (with a positive sample weight)")
-    return LabelSet(name, classes, props, valid, weight, n, labels.header)
+    return LabelSet(name, classes, props, valid, weight, dominant, n, labels.header)
 
 
-def store_fingerprint(store: ChipStore, labels: LabelSet) -> str:
+def store_fingerprint(store: ChipStore, labels: LabelSet | None) -> str:
     """Hash of what defines the training data: scenes, chip count, label set and classes."""
-    doc = {
+    doc: dict[str, Any] = {
         "scenes": [s.get("fingerprint", s.get("path")) for s in store.scenes],
         "chip_size": store.chip_size,
-        "n_chips": labels.n_chips,
-        "labels": labels.name,
-        "classes": labels.classes,
-        "label_parameters": labels.attrs.get("parameters"),
+        "n_chips": store.n_chips if labels is None else labels.n_chips,
     }
+    if labels is not None:  # keys as before, so label-set fingerprints stay the same
+        doc.update(labels=labels.name, classes=labels.classes,
+                   label_parameters=labels.attrs.get("parameters"))
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -188,14 +190,18 @@ class ChipReader:
 
 
 class ChipBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Map-style dataset whose ``__getitems__`` reads a whole batch in one call."""
+    """Map-style dataset whose ``__getitems__`` reads a whole batch in one call.
 
-    def __init__(self, store_path: str | Path, proportions: np.ndarray) -> None:
+    ``targets`` is per chip: proportions (GeoKR), the dominant class (classification,
+    the kNN check) or -1 (no label set).
+    """
+
+    def __init__(self, store_path: str | Path, targets: np.ndarray) -> None:
         self.reader = ChipReader(store_path)
-        self.proportions = proportions
+        self.targets = targets
 
     def __len__(self) -> int:
-        return len(self.proportions)
+        return len(self.targets)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         chips, props = self.__getitems__([index])
@@ -204,7 +210,7 @@ class ChipBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
         chips = torch.from_numpy(self.reader.read(idx))
-        return chips, torch.from_numpy(self.proportions[idx])
+        return chips, torch.from_numpy(self.targets[idx])
 
 
 def keep_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:

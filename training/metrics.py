@@ -10,9 +10,14 @@ import csv
 from pathlib import Path
 from typing import Any
 
-STEP_FIELDS = ["step", "epoch", "lr", "loss", "ls", "lt", "images_per_s", "seconds"]
-EPOCH_FIELDS = ["epoch", "step", "lr", "train_loss", "train_ls", "train_lt",
-                "val_loss", "val_ls", "val_lt", "val_teacher_ls", "seconds"]
+
+def step_fields(terms: tuple[str, ...]) -> list[str]:
+    return ["step", "epoch", "lr", "loss", *terms, "images_per_s", "seconds"]
+
+
+def epoch_fields(terms: tuple[str, ...], val: tuple[str, ...]) -> list[str]:
+    return ["epoch", "step", "lr", "train_loss", *(f"train_{t}" for t in terms), *val,
+            "seconds"]
 
 
 class CsvLog:
@@ -41,14 +46,20 @@ def _fmt(value: Any) -> Any:
 class Metrics:
     """``metrics_step.csv``, ``metrics_epoch.csv`` and ``tensorboard/`` in the run directory."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None, enabled: bool) -> None:
+    def __init__(self, run_dir: Path, resume_step: int | None, enabled: bool,
+                 terms: tuple[str, ...] = ("ls", "lt"),
+                 val: tuple[str, ...] = ("val_loss", "val_ls", "val_lt", "val_teacher_ls"),
+                 ) -> None:
+        """``terms``: the method's loss terms besides the total; ``val``: its validation."""
         self.enabled = enabled
+        self.terms = terms
         if not enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self.steps = CsvLog(run_dir / "metrics_step.csv", STEP_FIELDS, resume_step)
-        self.epochs = CsvLog(run_dir / "metrics_epoch.csv", EPOCH_FIELDS, resume_step)
+        self.steps = CsvLog(run_dir / "metrics_step.csv", step_fields(terms), resume_step)
+        self.epochs = CsvLog(run_dir / "metrics_epoch.csv", epoch_fields(terms, val),
+                             resume_step)
         purge = None if resume_step is None else resume_step + 1
         self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
 
@@ -56,7 +67,7 @@ class Metrics:
         if not self.enabled:
             return
         self.steps.write(row)
-        for key in ("loss", "ls", "lt", "lr", "images_per_s"):
+        for key in ("loss", *self.terms, "lr", "images_per_s"):
             self.tb.add_scalar(f"train/{key}", row[key], row["step"])
 
     def epoch(self, row: dict[str, Any]) -> None:
