@@ -42,10 +42,10 @@ sys.path.insert(0, str(REPO))
 
 from geokr_testkit.stores import scene_entry, write_label_set  # noqa: E402
 from pipeline.store.chips import ChipBatch, ChipStore  # noqa: E402
+from pipeline.store.reader import ChipReader  # noqa: E402
 from pipeline.versions import software_versions  # noqa: E402
 from training import distributed as dist  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.data import ChipReader  # noqa: E402
 from training.loop import Trainer  # noqa: E402
 
 

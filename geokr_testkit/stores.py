@@ -166,7 +166,5 @@ def build_scene_store(path: Path, tif: Path, n_chips: int = 64, chip_size: int =
     writer = store.writer()
     writer.append(batch)
     end = writer.flush()
-    meta = store.meta
-    meta["scenes"] = [scene_entry(s, int((scene == s).sum()), chip_size) for s in (0, 1)]
-    store.commit(end, meta)
+    store.commit(end, scenes=[scene_entry(s, int((scene == s).sum()), chip_size) for s in (0, 1)])
     return store

@@ -8,7 +8,6 @@ move between editions is the paper's estimate of label noise.
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,30 +22,12 @@ from pipeline.landcover.legend import Legend
 from pipeline.landcover.reference import MISSING, chip_codes
 from pipeline.landcover.tiles import TileIndex, build_index, expand_sources
 from pipeline.store.chips import ChipStore
-from pipeline.store.labels import LabelSet
+from pipeline.store.labels import LabelSet, LabelView, label_names
 
 Table = tuple[list[str], list[list[object]]]
 
 
-@dataclasses.dataclass(frozen=True)
-class LabelArrays:
-    """The committed arrays of one label set, read once."""
-
-    name: str
-    classes: list[tuple[int, str]]
-    proportions: np.ndarray
-    valid: np.ndarray
-    dominant: np.ndarray
-
-    @classmethod
-    def read(cls, labels: LabelSet) -> LabelArrays:
-        return cls(
-            labels.name, labels.classes, labels.read("proportions"), labels.read("valid"),
-            labels.read("dominant"),
-        )
-
-
-def table2(a: LabelArrays) -> Table:
+def table2(a: LabelView) -> Table:
     """Chips and share per dominant class, over valid chips (paper Table II)."""
     ok = a.valid & (a.dominant >= 0)
     counts = np.bincount(a.dominant[ok].astype(np.int64), minlength=len(a.classes))
@@ -60,7 +41,7 @@ def table2(a: LabelArrays) -> Table:
     return ["code", "class", "chips", "share %"], rows
 
 
-def table3(a: LabelArrays, b: LabelArrays) -> tuple[Table, float]:
+def table3(a: LabelView, b: LabelView) -> tuple[Table, float]:
     """Per class mean proportions, MAE and MAPE; and the share of chips whose dominant changed.
 
     Only chips valid in both sets count.  MAPE is ``100 * sum|a - b| / sum a``
@@ -118,7 +99,7 @@ def class_colors(classes: Sequence[tuple[int, str]]) -> list[tuple[float, float,
     return [tuple(v / 255 for v in gl30[c]) for c, _ in classes]  # type: ignore[misc]
 
 
-def bar_chart(a: LabelArrays, path: Path) -> Path:
+def bar_chart(a: LabelView, path: Path) -> Path:
     """Fig. 3: chips per dominant class, in the GlobeLand30 palette."""
     _, rows = table2(a)
     k = len(a.classes)
@@ -134,7 +115,7 @@ def bar_chart(a: LabelArrays, path: Path) -> Path:
     return path
 
 
-def sample_chips(a: LabelArrays, n: int, seed: int = 0) -> list[int]:
+def sample_chips(a: LabelView, n: int, seed: int = 0) -> list[int]:
     """Up to ``n`` valid chips, one per dominant class first (as in Fig. 5)."""
     rng = np.random.default_rng(seed)
     ok = np.flatnonzero(a.valid & (a.dominant >= 0))
@@ -158,7 +139,7 @@ def label_index(labels: LabelSet) -> TileIndex:
 
 
 def sample_figure(
-    store: ChipStore, labels: LabelSet, a: LabelArrays, path: Path, n: int = 6
+    store: ChipStore, labels: LabelSet, a: LabelView, path: Path, n: int = 6
 ) -> Path | None:
     """Fig. 5: chips beside their land-cover map (product palette) and label vector."""
     chips = sample_chips(a, n)
@@ -211,8 +192,6 @@ def run_stats(
     store_path: Path, out: Path, names: Sequence[str] = (), samples: int = 6
 ) -> list[Path]:
     """Tables and figures for the label sets of a store; returns the files written."""
-    from pipeline.store.labels import label_names
-
     store = ChipStore.open(store_path)
     names = list(names) or label_names(store)
     if not names:
@@ -225,7 +204,7 @@ def run_stats(
         if labels.n_chips < store.n_chips:
             print(f"note: label set {name} covers {labels.n_chips} of {store.n_chips} chips "
                   "(stale: run geokr-etl label again)")
-        a = LabelArrays.read(labels)
+        a = labels.view(store.n_chips, require_valid=False)
         arrays.append(a)
         t2 = table2(a)
         print(f"Table II — {name} ({labels.header['product']})\n{text(t2)}\n")

@@ -13,16 +13,22 @@ from click.testing import CliRunner
 from geokr_testkit.grid import GridScene, grid_store, utm_wkt
 from pipeline.cli.stats import stats
 from pipeline.errors import InputError
-from pipeline.stats import LabelArrays, markdown, table2, table3, write_table
+from pipeline.stats import markdown, table2, table3, write_table
+from pipeline.store.labels import LabelView
 
 CLASSES = [(10, "cultivated land"), (20, "forest"), (60, "water bodies")]
 
 
-def arrays(name: str, props: list[list[float]], valid: list[bool]) -> LabelArrays:
+def view(name: str, classes: list[tuple[int, str]], p: np.ndarray, v: np.ndarray,
+         dominant: np.ndarray) -> LabelView:
+    return LabelView(name, classes, p, v, np.ones(len(v)), dominant, len(v), {})
+
+
+def arrays(name: str, props: list[list[float]], valid: list[bool]) -> LabelView:
     p = np.array(props, np.float32)
     v = np.array(valid)
     dominant = np.where(p.sum(1) > 0, p.argmax(1), -1).astype(np.int16)
-    return LabelArrays(name, CLASSES, p, v, dominant)
+    return view(name, CLASSES, p, v, dominant)
 
 
 A = arrays("a", [[0.6, 0.4, 0], [0.2, 0.8, 0], [0, 0.3, 0.7], [0.1, 0.1, 0.8], [0, 0, 0]],
@@ -53,10 +59,10 @@ def test_table3_against_hand_computation() -> None:
 
 
 def test_table3_needs_same_classes_and_common_valid_chips() -> None:
-    other = LabelArrays("c", CLASSES[:2], A.proportions[:, :2], A.valid, A.dominant)
+    other = view("c", CLASSES[:2], A.proportions[:, :2], A.valid, A.dominant)
     with pytest.raises(InputError, match="different class sets"):
         table3(A, other)
-    none = LabelArrays("d", CLASSES, A.proportions, np.zeros(5, bool), A.dominant)
+    none = view("d", CLASSES, A.proportions, np.zeros(5, bool), A.dominant)
     with pytest.raises(InputError, match="no chip is valid in both"):
         table3(A, none)
 

@@ -9,8 +9,8 @@ import zarr
 
 from geokr_testkit.stores import build_store, make_batch
 from pipeline.store.chips import ChipStore
+from pipeline.store.reader import ChipReader
 from pipeline.store.shards import open_shards
-from training.data import ChipReader
 
 
 def test_every_chip_equals_zarr_including_partial_last_shard(tmp_path: Path) -> None:

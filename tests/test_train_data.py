@@ -1,4 +1,5 @@
-"""Training data: label-set checks, scene-wise split, batched reads, weighted DDP sampler."""
+"""Training data: scene-wise split, batched reads, weighted DDP sampler (the store side:
+test_store_reader.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,21 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from geokr_testkit.stores import build_store, write_label_set
-from pipeline.errors import InputError
+from geokr_testkit.stores import build_store
 from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet
+from pipeline.store.reader import ChipReader
+from training.config import TrainConfig
 from training.data import (
     ChipBatches,
-    ChipReader,
     WeightedBatchSampler,
     channel_stats,
     eval_batches,
     keep_batch,
-    open_label_set,
-    open_store,
     split_chips,
-    store_fingerprint,
 )
+from training.distributed import DistEnv
+from training.loop import build_data, norm_stats
 
 
 @pytest.fixture(scope="module")
@@ -32,52 +33,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ChipStore:
                        chips_per_scene=12, chip_size=16)
 
 
-def test_label_set_uses_only_valid_chips(store: ChipStore) -> None:
-    labels = open_label_set(store, "test")
-    assert labels.n_chips == 36
-    assert labels.class_names == ["class0", "class1", "class2", "class3"]
-    assert not labels.valid[::7].any() and labels.valid.sum() == 36 - 6
-    np.testing.assert_allclose(labels.proportions[labels.valid].sum(1), 1.0, rtol=1e-5)
-
-
-def test_missing_label_set_names_the_alternatives(store: ChipStore) -> None:
-    with pytest.raises(InputError, match=r"no label set 'nlcd' in store \(available: test\)"):
-        open_label_set(store, "nlcd")
-
-
-def test_stale_label_set_is_cut_to_its_commit_point(tmp_path: Path) -> None:
-    s = build_store(tmp_path / "s.zarr", chips_per_scene=6, chip_size=8)
-    props = np.full((12, 2), 0.5, np.float32)
-    write_label_set(s, "old", props, np.ones(12, bool), n_labelled=5)
-    assert open_label_set(s, "old").n_chips == 5
-
-
-def test_no_valid_chips(tmp_path: Path) -> None:
-    s = build_store(tmp_path / "s.zarr", chips_per_scene=4, chip_size=8)
-    write_label_set(s, "empty", np.full((8, 2), 0.5, np.float32), np.zeros(8, bool))
-    with pytest.raises(InputError, match="marks no chip valid"):
-        open_label_set(s, "empty")
-
-
-def test_store_without_chips_or_missing(tmp_path: Path) -> None:
-    ChipStore.create(tmp_path / "empty.zarr", 8)
-    with pytest.raises(InputError, match="store holds no chips"):
-        open_store(tmp_path / "empty.zarr")
-    with pytest.raises(InputError, match="does not exist"):
-        open_store(tmp_path / "nope.zarr")
-
-
-def test_fingerprint_changes_with_labels(store: ChipStore, tmp_path: Path) -> None:
-    labels = open_label_set(store, "test")
-    other = build_store(tmp_path / "o.zarr", n_scenes=3, chips_per_scene=12, chip_size=16)
-    assert store_fingerprint(store, labels) == store_fingerprint(other, labels)
-    cut = open_label_set(store, "test")
-    object.__setattr__(cut, "n_chips", 30)
-    assert store_fingerprint(store, cut) != store_fingerprint(store, labels)
-
-
 def test_scene_split_never_shares_a_scene(store: ChipStore) -> None:
-    labels = open_label_set(store, "test")
+    labels = LabelSet.open(store, "test").view(store.n_chips)
     scene = store.read("chip_scene")
     split = split_chips(scene, store.read("chip_window"), labels.valid, 0.34, seed=3)
     assert split.mode == "scene" and len(split.val_scenes) == 1
@@ -99,14 +56,9 @@ def test_single_scene_falls_back_to_spatial_block(tmp_path: Path) -> None:
     assert off.mode == "none" and len(off.val) == 0 and len(off.train) == 36
 
 
-def test_reader_matches_store_with_duplicates(store: ChipStore) -> None:
-    idx = np.array([30, 2, 2, 17, 0, 30])
-    np.testing.assert_array_equal(ChipReader(store.path).read(idx), store.read("chips")[idx])
-
-
 def test_loader_batches_with_workers_equal_in_process(store: ChipStore) -> None:
-    labels = open_label_set(store, "test")
-    ds = ChipBatches(store.path, labels.proportions)
+    labels = LabelSet.open(store, "test").view(store.n_chips)
+    ds = ChipBatches(ChipReader(store.path), labels.proportions)
     batches = [[1, 5, 9], [33, 2, 2]]
     a = list(DataLoader(ds, batch_sampler=batches, collate_fn=keep_batch, num_workers=0))
     b = list(DataLoader(ds, batch_sampler=batches, collate_fn=keep_batch, num_workers=2))
@@ -166,3 +118,22 @@ def test_channel_stats(store: ChipStore) -> None:
     x = store.read("chips").astype(np.float64) / 255
     np.testing.assert_allclose(mean, x.mean((0, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(std, x.std((0, 2, 3)), rtol=1e-5)
+
+
+def test_trainer_opens_the_store_once(store: ChipStore, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the config to the first batch and the normalisation statistics: one open."""
+    opened: list[Path] = []
+    real = ChipStore.open.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[ChipStore], path: str | Path, mode: str = "r") -> ChipStore:
+        opened.append(Path(path))
+        return real(cls, path, mode)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ChipStore, "open", classmethod(counting))
+    cfg = TrainConfig(store=store.path, out=tmp_path / "o", labels="test", batch_size=4,
+                      workers=0, device="cpu", norm="store")
+    data = build_data(cfg, DistEnv(), torch.device("cpu"))
+    next(iter(data.train_loader))
+    norm_stats(cfg, data)
+    assert opened == [store.path]

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests._train_store import build_store, write_label_set
+from geokr_testkit.stores import build_store, write_label_set
+from pipeline.store.reader import open_for_training
 from training.config import TrainConfig
-from training.data import open_label_set, open_store
 from training.distributed import DistEnv
 from training.knn import knn_accuracy
 from training.loop import build_data
@@ -118,7 +118,8 @@ def test_classification_target_is_the_stored_dominant_class(tmp_path: Path) -> N
     props = np.full((24, 3), [0.5, 0.3, 0.2], np.float32)
     dominant = np.arange(24) % 3  # deliberately not the proportions' argmax
     write_label_set(store, "dom", props, np.ones(24, bool), dominant=dominant)
-    labels = open_label_set(open_store(store.path), "dom")
+    labels = open_for_training(store.path, lambda names: "dom").labels
+    assert labels is not None
     assert np.array_equal(labels.dominant, dominant)
     cfg = TrainConfig(store=store.path, out=tmp_path / "o", method="classification",
                       labels="dom", batch_size=4, workers=0, val_fraction=0.0, device="cpu")

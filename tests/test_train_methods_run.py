@@ -2,7 +2,7 @@
 
 The self-supervised methods train on windows of the real Zion Landsat scene
 (../shared/data) in a store with no label set; the label-based ones on the synthetic
-labelled store of tests/_train_store.py.  The learning runs use milder views than the
+labelled store of geokr_testkit/stores.py.  The learning runs use milder views than the
 papers' (tiny chips, a few dozen steps), Adam and a constant learning rate: every one
 of those numbers is an option, and the defaults are tested in test_train_methods.py.
 """
@@ -23,7 +23,7 @@ import torch
 import torchvision
 from click.testing import CliRunner, Result
 
-from tests._train_store import build_scene_store, build_store
+from geokr_testkit.stores import build_scene_store, build_store
 from training import checkpoint as ckpt
 from training.cli import main
 from training.evaluation.backbones import InitSpec, build_backbone

@@ -18,9 +18,9 @@ from dask.distributed import Client
 
 from pipeline.landcover.run import LabelConfig, run_label
 from pipeline.store.chips import ChipStore
+from pipeline.store.labels import LabelSet
 from pipeline.tiling import TileParams, run_tile
 from training.cli import main
-from training.data import open_label_set
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def zion_store(tmp_path_factory: pytest.TempPathFactory, shared_data: Path,
 
 def test_trains_on_real_store(zion_store: Path, tmp_path: Path) -> None:
     store = ChipStore.open(zion_store)
-    labels = open_label_set(store, "nlcd8")
+    labels = LabelSet.open(store, "nlcd8").view(store.n_chips)
     assert store.n_chips > 100 and labels.valid.sum() > 50
     out = tmp_path / "run"
     res = CliRunner().invoke(main, [

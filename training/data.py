@@ -1,98 +1,22 @@
-"""Training data from the chip store: label set, scene-wise split, batched reads, sampler.
+"""Training data from what :func:`pipeline.store.reader.open_for_training` returns:
+scene-wise split, batched reads, class-balanced sampler.
 
-Chips are read a whole batch at a time, de-duplicated, straight from the shard
-files (:mod:`pipeline.shards`: 6x zarr's speed at 256 px, see BENCHMARKS.md);
-stores of another layout fall back to concurrent zarr requests, never to
-zarr's orthogonal integer selection, which is slow on sharded arrays.
+Chips are read a whole batch at a time, de-duplicated, through the store's
+:class:`~pipeline.store.reader.ChipReader` (direct shard reads: 6x zarr's speed
+at 256 px, see BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
-import json
-import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import zarr
 from torch.utils.data import Dataset
-from zarr.core.sync import sync
 
-from pipeline.errors import InputError
-from pipeline.store import labels as stored
-from pipeline.store.chips import ChipStore
-from pipeline.store.shards import ShardReader, open_shards
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelSet:
-    """One committed label set, cut to the chips it covers."""
-
-    name: str
-    classes: list[tuple[int, str]]
-    proportions: np.ndarray  # (n, K) float32
-    valid: np.ndarray  # (n,) bool
-    sample_weight: np.ndarray  # (n,) float64
-    dominant: np.ndarray  # (n,) int64, -1 where invalid
-    n_chips: int
-    attrs: dict[str, Any]
-
-    @property
-    def class_names(self) -> list[str]:
-        return [name for _, name in self.classes]
-
-
-def open_store(path: str | Path) -> ChipStore:
-    store = ChipStore.open(path)
-    if store.n_chips == 0:
-        raise InputError(store.path, "store holds no chips (run geokr-etl tile first)")
-    return store
-
-
-def available_label_sets(store: ChipStore) -> list[str]:
-    return stored.label_names(store)
-
-
-def open_label_set(store: ChipStore, name: str) -> LabelSet:
-    """Load a label set; chips past its commit point or the store's are never used."""
-    where = store.path / "labels" / name
-    if name not in available_label_sets(store):
-        have = ", ".join(available_label_sets(store)) or "none"
-        raise InputError(where, f"no label set {name!r} in store (available: {have})")
-    labels = stored.LabelSet.open(store, name)
-    n = min(labels.n_chips, store.n_chips)
-    try:
-        props = labels.read("proportions")[:n].astype(np.float32)
-        valid = labels.read("valid")[:n].astype(bool)
-        weight = labels.read("sample_weight")[:n].astype(np.float64)
-        dominant = labels.read("dominant")[:n].astype(np.int64)
-    except KeyError as exc:
-        raise InputError(where, f"label set lacks array {exc}") from None
-    classes = labels.classes
-    if props.shape[1:] != (len(classes),):
-        raise InputError(where, f"proportions have shape {props.shape}, {len(classes)} classes")
-    valid &= np.isfinite(props).all(1) & np.isfinite(weight) & (weight > 0)
-    if not valid.any():
-        raise InputError(where, "label set marks no chip valid (with a positive sample weight)")
-    return LabelSet(name, classes, props, valid, weight, dominant, n, labels.header)
-
-
-def store_fingerprint(store: ChipStore, labels: LabelSet | None) -> str:
-    """Hash of what defines the training data: scenes, chip count, label set and classes."""
-    doc: dict[str, Any] = {
-        "scenes": [s.get("fingerprint", s.get("path")) for s in store.scenes],
-        "chip_size": store.chip_size,
-        "n_chips": store.n_chips if labels is None else labels.n_chips,
-    }
-    if labels is not None:  # keys as before, so label-set fingerprints stay the same
-        doc.update(labels=labels.name, classes=labels.classes,
-                   label_parameters=labels.attrs.get("parameters"))
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+from pipeline.store.reader import ChipReader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,52 +67,6 @@ def _block_split(idx: np.ndarray, window: np.ndarray, val_fraction: float, scene
                  f"{dropped} chips straddling the cut dropped")
 
 
-class ChipReader:
-    """Random batch reads of ``chips``, opened lazily once per process (DataLoader workers).
-
-    Uses :mod:`pipeline.shards` (direct ``pread`` + Blosc) when the store has the
-    layout ``pipeline.store`` writes, else concurrent zarr requests.
-    """
-
-    def __init__(self, store_path: str | Path, direct: bool = True) -> None:
-        self.store_path = str(store_path)
-        self.direct = direct
-        self._array: zarr.Array | None = None
-        self._shards: ShardReader | None = None
-        self._pid = -1
-
-    def _open(self) -> None:
-        if self._pid == os.getpid():
-            return
-        self._array = ChipStore.open(self.store_path).array("chips")
-        self._shards = open_shards(Path(self.store_path)) if self.direct else None
-        self._pid = os.getpid()
-
-    @property
-    def uses_shards(self) -> bool:
-        self._open()
-        return self._shards is not None
-
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        self._open()
-        unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-        data = self._shards.read(unique) if self._shards else self._read_zarr(unique)
-        return data[inverse]
-
-    def _read_zarr(self, unique: np.ndarray) -> np.ndarray:
-        assert self._array is not None
-        chips = self._array._async_array
-
-        async def fetch() -> list[Any]:
-            return await asyncio.gather(*(chips.getitem(slice(i, i + 1)) for i in unique.tolist()))
-
-        return np.concatenate([np.asarray(c) for c in sync(fetch())])
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"store_path": self.store_path, "direct": self.direct, "_array": None,
-                "_shards": None, "_pid": -1}
-
-
 class ChipBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Map-style dataset whose ``__getitems__`` reads a whole batch in one call.
 
@@ -196,8 +74,8 @@ class ChipBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     the kNN check) or -1 (no label set).
     """
 
-    def __init__(self, store_path: str | Path, targets: np.ndarray) -> None:
-        self.reader = ChipReader(store_path)
+    def __init__(self, reader: ChipReader, targets: np.ndarray) -> None:
+        self.reader = reader
         self.targets = targets
 
     def __len__(self) -> int:

@@ -30,25 +30,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.errors import InputError, NonFiniteError
-from pipeline.store import ChipStore
+from pipeline.store.labels import LabelView
+from pipeline.store.reader import ChipReader, open_for_training
 from training import checkpoint as ckpt
 from training import distributed as dist
 from training.card import CARD_NAME, model_card, write_json_atomic
 from training.config import TrainConfig
 from training.data import (
     ChipBatches,
-    ChipReader,
-    LabelSet,
     Split,
     WeightedBatchSampler,
-    available_label_sets,
     channel_stats,
     eval_batches,
     keep_batch,
-    open_label_set,
-    open_store,
     split_chips,
-    store_fingerprint,
 )
 from training.knn import knn_accuracy
 from training.methods import Context, build_method, needs_labels
@@ -75,7 +70,8 @@ def log(message: str, env: dist.DistEnv) -> None:
 
 @dataclasses.dataclass
 class Data:
-    labels: LabelSet | None
+    labels: LabelView | None
+    reader: ChipReader
     split: Split
     sampler: WeightedBatchSampler
     train_loader: DataLoader[Any]
@@ -84,24 +80,23 @@ class Data:
     meta: dict[str, Any]
 
 
-def choose_labels(cfg: TrainConfig, store: ChipStore) -> str | None:
+def choose_labels(cfg: TrainConfig, names: list[str]) -> str | None:
     """The label set to use: named, the only one (label-based methods), or none."""
     if cfg.labels:
         return cfg.labels
     if not needs_labels(cfg.method):
         return None
-    names = available_label_sets(store)
     if not names:
-        raise InputError(store.path / "labels", f"--method {cfg.method} needs a label set and "
+        raise InputError(Path(cfg.store) / "labels", f"--method {cfg.method} needs a label set and "
                          "the store holds none (run geokr-etl label, or pre-train with "
                          "simclr, mocov2 or byol)")
     if len(names) != 1:
-        raise InputError(store.path / "labels", f"name the label set with --labels "
+        raise InputError(Path(cfg.store) / "labels", f"name the label set with --labels "
                          f"(store holds {len(names)}: {', '.join(names)})")
     return names[0]
 
 
-def chip_targets(method: str, labels: LabelSet | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+def chip_targets(method: str, labels: LabelView | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-chip targets for the method, and the chips it may use."""
     if labels is None:
         return np.full(n, -1, np.int64), np.ones(n, bool)
@@ -111,18 +106,14 @@ def chip_targets(method: str, labels: LabelSet | None, n: int) -> tuple[np.ndarr
 
 
 def build_data(cfg: TrainConfig, env: dist.DistEnv, device: torch.device) -> Data:
-    store = open_store(cfg.store)
-    name = choose_labels(cfg, store)
-    labels = open_label_set(store, name) if name else None
-    n = labels.n_chips if labels else store.n_chips
-    if n < store.n_chips:
-        log(f"warning: label set covers {n} of {store.n_chips} chips (stale); "
+    store = open_for_training(cfg.store, lambda names: choose_labels(cfg, names))
+    labels, n = store.labels, store.n_chips
+    if n < store.n_stored:
+        log(f"warning: label set covers {n} of {store.n_stored} chips (stale); "
             "using the labelled ones", env)
     targets, valid = chip_targets(cfg.method, labels, n)
-    split = split_chips(store.read("chip_scene", slice(0, n)),
-                        store.read("chip_window", slice(0, n)),
-                        valid, cfg.val_fraction, cfg.seed)
-    how = "direct shard reads" if ChipReader(store.path).uses_shards else "zarr reads"
+    split = split_chips(store.chip_scene, store.chip_window, valid, cfg.val_fraction, cfg.seed)
+    how = "direct shard reads" if store.reader.uses_shards else "zarr reads"
     log(f"data: {len(split.train)} training and {len(split.val)} validation chips "
         f"({split.mode} split: {split.note}); {how}", env)
     if len(split.train) == 0:
@@ -135,7 +126,7 @@ def build_data(cfg: TrainConfig, env: dist.DistEnv, device: torch.device) -> Dat
                                        env.rank, cfg.seed, cfg.epoch_size)
     except ValueError as exc:
         raise InputError(store.path, str(exc)) from None
-    dataset = ChipBatches(store.path, targets)
+    dataset = ChipBatches(store.reader, targets)
     # A loader of its own generator: creating an iterator would otherwise draw from the
     # global torch RNG, so a resumed run would see different dropout masks.
     loader_args: dict[str, Any] = {
@@ -147,12 +138,12 @@ def build_data(cfg: TrainConfig, env: dist.DistEnv, device: torch.device) -> Dat
     val_batches = eval_batches(split.val, cfg.batch_size, env.world_size, env.rank)
     meta = {"method": cfg.method, "labels": labels.name if labels else None,
             "classes": [list(c) for c in labels.classes] if labels else [],
-            "store": str(store.path), "fingerprint": store_fingerprint(store, labels),
+            "store": str(store.path), "fingerprint": store.fingerprint,
             "n_chips": n, "chip_size": store.chip_size,
             "sampling": "class-balanced (sample_weight)" if balanced else "uniform",
             "split": {"mode": split.mode, "note": split.note, "val_scenes": split.val_scenes,
                       "n_train": len(split.train), "n_val": len(split.val)}}
-    return Data(labels, split, sampler,
+    return Data(labels, store.reader, split, sampler,
                 DataLoader(dataset, batch_sampler=sampler, **loader_args),
                 DataLoader(dataset, batch_sampler=val_batches, **loader_args)
                 if len(split.val) else None, targets, meta)
@@ -161,7 +152,7 @@ def build_data(cfg: TrainConfig, env: dist.DistEnv, device: torch.device) -> Dat
 def norm_stats(cfg: TrainConfig, data: Data) -> tuple[list[float], list[float], str]:
     if cfg.norm == "imagenet":
         return IMAGENET_MEAN, IMAGENET_STD, "imagenet"
-    mean, std = channel_stats(ChipReader(cfg.store), data.split.train, NORM_SAMPLE, cfg.seed)
+    mean, std = channel_stats(data.reader, data.split.train, NORM_SAMPLE, cfg.seed)
     return mean, std, f"{min(NORM_SAMPLE, len(data.split.train))} training chips"
 
 
@@ -349,7 +340,7 @@ class Trainer:
         acc = torch.zeros((), dtype=torch.float64, device=self.device)
         if self.env.is_main:
             cfg = self.cfg
-            reader = ChipReader(cfg.store)
+            reader = self.data.reader
             rng = np.random.default_rng(cfg.seed)
             train, val = self.data.split.train, self.data.split.val
             bank = np.sort(rng.choice(train, min(cfg.knn_bank, len(train)), replace=False))

@@ -4,10 +4,13 @@ Arrays are sized to the store's chip count up front; ``attrs["geokr_labels"]
 ["n_chips"]`` is the commit point, exactly like the store's own ``n_chips``.
 Readers use rows ``[0, n_chips)`` only; a set whose ``n_chips`` is below the
 store's is stale and the next ``geokr-etl label`` run completes it.
+:class:`LabelSet` is the handle (the label stage writes through it);
+:class:`LabelView` is what readers get from :meth:`LabelSet.view`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -68,10 +71,13 @@ class LabelSet:
         return [(int(c), str(n)) for c, n in self.header["classes"]]
 
     @classmethod
-    def open(cls, store: ChipStore, name: str) -> LabelSet:
-        if name not in label_names(store):
-            known = ", ".join(label_names(store)) or "none"
-            raise InputError(f"{store.path}/{GROUP}/{name}", f"no such label set (has: {known})")
+    def open(cls, store: ChipStore, name: str, names: list[str] | None = None) -> LabelSet:
+        """Open a committed set (``names``: :func:`label_names`, when the caller has them)."""
+        names = label_names(store) if names is None else names
+        if name not in names:
+            have = ", ".join(names) or "none"
+            raise InputError(store.path / GROUP / name,
+                             f"no label set {name!r} in store (available: {have})")
         group = store.group[f"{GROUP}/{name}"]
         assert isinstance(group, zarr.Group)
         return cls(store, name, group)
@@ -98,6 +104,27 @@ class LabelSet:
         doc = {**json.loads(json.dumps(dict(header))), "n_chips": 0, "tiles": [], "runs": []}
         group.attrs[ATTR] = doc
         return cls(store, name, group)
+
+    def view(self, n_chips: int, require_valid: bool = True) -> LabelView:
+        """The committed rows below ``n_chips`` (the store's), checked, read-only;
+        ``require_valid``: a set with no valid chip is an input error (training)."""
+        n = min(self.n_chips, n_chips)
+        try:
+            props = self.read("proportions")[:n].astype(np.float32)
+            valid = self.read("valid")[:n].astype(bool)
+            weight = self.read("sample_weight")[:n].astype(np.float64)
+            dominant = self.read("dominant")[:n].astype(np.int64)
+        except KeyError as exc:
+            raise InputError(self.where, f"label set lacks array {exc}") from None
+        classes = self.classes
+        if props.shape[1:] != (len(classes),):
+            raise InputError(self.where,
+                             f"proportions have shape {props.shape}, {len(classes)} classes")
+        valid &= usable(props, weight)
+        if require_valid and not valid.any():
+            raise InputError(self.where,
+                             "label set marks no chip valid (with a positive sample weight)")
+        return LabelView(self.name, classes, props, valid, weight, dominant, n, self.header)
 
     def remove_if_empty(self) -> None:
         """Delete a set that never committed a chip: it must not pass for a label set."""
@@ -140,6 +167,31 @@ class LabelSet:
         doc.update(json.loads(json.dumps(dict(updates))))
         doc["n_chips"] = n
         self.group.attrs[ATTR] = doc
+
+
+def usable(proportions: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """The validity rule readers add to the stored ``valid``: finite proportions and a
+    finite, positive sampling weight (a damaged or hand-edited set must not train)."""
+    finite = np.isfinite(proportions).all(1) & np.isfinite(sample_weight)
+    return finite & (sample_weight > 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelView:
+    """One committed label set, read whole and cut to the chips it covers."""
+
+    name: str
+    classes: list[tuple[int, str]]
+    proportions: np.ndarray  # (n, K) float32
+    valid: np.ndarray  # (n,) bool: stored validity and :func:`usable`
+    sample_weight: np.ndarray  # (n,) float64
+    dominant: np.ndarray  # (n,) int64, -1 where invalid
+    n_chips: int
+    attrs: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [name for _, name in self.classes]
 
 
 def _check_same(labels: LabelSet, header: Mapping[str, Any]) -> None:
