@@ -39,8 +39,8 @@ from training.evaluation.detection.model import CenterNetConfig  # noqa: E402
 from training.evaluation.detection.run import DetectConfig, run_detect  # noqa: E402
 from training.evaluation.detection.slicing import SliceSpec  # noqa: E402
 from training.evaluation.detection.synthetic import make_synthetic  # noqa: E402
+from training.evaluation.finetune import FinetuneConfig  # noqa: E402
 from training.evaluation.protocol import parse_fractions  # noqa: E402
-from training.evaluation.train import TrainConfig  # noqa: E402
 
 SMOKE = {"arch": "resnet18", "images": 10, "image_size": 64, "slice_size": 64, "epochs": 2,
          "val_every": 1, "repeats": 1, "fractions": "1.0", "batch_size": 8,
@@ -93,7 +93,7 @@ def config(args: argparse.Namespace, data: Path, work: Path) -> DetectConfig:
     return DetectConfig(
         data=data, out=work, arch=args.arch, inits=inits,
         fractions=parse_fractions(args.fractions), repeats=args.repeats,
-        train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        train=FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           device=args.device),
         seed=args.seed, slices=SliceSpec(size=args.slice_size),
         net=CenterNetConfig(neck_channels=args.neck_channels),

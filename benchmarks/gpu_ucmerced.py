@@ -30,10 +30,10 @@ sys.path.insert(0, str(REPO))
 
 from training.evaluation.backbones import InitSpec  # noqa: E402
 from training.evaluation.classify import ClassifyConfig, run_classify  # noqa: E402
+from training.evaluation.finetune import FinetuneConfig  # noqa: E402
 from training.evaluation.protocol import parse_fractions  # noqa: E402
 from training.evaluation.results import ResultsFile  # noqa: E402
 from training.evaluation.tables import fraction_label, summarise  # noqa: E402
-from training.evaluation.train import TrainConfig  # noqa: E402
 
 PAPER_RANDOM_RESNET50 = {0.05: 0.4247, 0.1: 0.5238, 0.2: 0.6362, 0.5: 0.7689, 1.0: 0.9105}
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ClassifyConfig(
         data=args.data, out=work, arch=args.arch, inits=(InitSpec("random"),),
         fractions=parse_fractions(args.fractions), repeats=args.repeats, mode="finetune",
-        train=TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        train=FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           device=args.device),
         image_size=args.image_size, max_per_class=args.max_per_class, seed=args.seed,
         workers=args.workers)

@@ -21,7 +21,7 @@ from training.evaluation.detection.model import CenterNetConfig
 from training.evaluation.detection.run import DetectConfig, DetectTask
 from training.evaluation.detection.slicing import SliceSpec, load_slices
 from training.evaluation.detection.synthetic import make_synthetic
-from training.evaluation.train import TrainConfig
+from training.evaluation.finetune import FinetuneConfig
 
 EPOCHS = 20
 
@@ -33,7 +33,7 @@ def test_a_few_epochs_lift_map_far_above_the_untrained_detector(shared_data: Pat
     spec = SliceSpec(size=64)
     cfg = DetectConfig(
         data=root, out=tmp_path / "out", arch="resnet18", inits=(InitSpec("random"),),
-        train=TrainConfig(epochs=EPOCHS, lr=2e-3, batch_size=8), slices=spec,
+        train=FinetuneConfig(epochs=EPOCHS, lr=2e-3, batch_size=8), slices=spec,
         net=CenterNetConfig(neck_channels=32, head_channels=32),
         schedule=Schedule(augment=False, val_every=EPOCHS))
     task = DetectTask(cfg, load_slices(read_annotations(root), spec, RunReport("t", {})))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.evaluation.metrics import confusion_matrix, mean_class_accuracy
+from training.evaluation.confusion import confusion_matrix, mean_class_accuracy
 from training.evaluation.probes import knn_predict, linear_probe
 
 K = 6

@@ -16,8 +16,9 @@ from training.evaluation.backbones import (
     build_backbone,
     read_normalisation,
 )
+from training.evaluation.confusion import confusion_matrix, mean_class_accuracy, per_class_accuracy
+from training.evaluation.finetune import extract_features, fit, predict
 from training.evaluation.images import ImageSet, list_image_folder, load_image_folder
-from training.evaluation.metrics import confusion_matrix, mean_class_accuracy, per_class_accuracy
 from training.evaluation.probes import knn_predict, linear_probe
 from training.evaluation.protocol import (
     Cell,
@@ -28,7 +29,6 @@ from training.evaluation.protocol import (
 )
 from training.evaluation.results import files_fingerprint, per_class_json
 from training.evaluation.splits import fraction_subset, split_problem, stratified_split
-from training.evaluation.train import extract_features, fit, predict
 
 MODES = ("finetune", "linear", "knn")
 METRIC = "mean class accuracy"

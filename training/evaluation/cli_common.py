@@ -11,8 +11,8 @@ import torch
 
 from pipeline.clierrors import ExitCode, error_policy
 from training.evaluation.backbones import InitSpec
+from training.evaluation.finetune import FinetuneConfig
 from training.evaluation.protocol import parse_fractions
-from training.evaluation.train import TrainConfig
 
 
 def _inits(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
@@ -62,8 +62,8 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def train_config(epochs: int, lr: float, batch_size: int, device: str) -> TrainConfig:
-    return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, device=_device(device))
+def train_config(epochs: int, lr: float, batch_size: int, device: str) -> FinetuneConfig:
+    return FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, device=_device(device))
 
 
 RESUME = "finished cells are recorded in results.jsonl; rerun the same command to resume"

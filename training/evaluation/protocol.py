@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from pipeline.report import RunReport, utc_now
 from training.evaluation.backbones import InitSpec, build_backbone
+from training.evaluation.finetune import FinetuneConfig
 from training.evaluation.results import ResultsFile, cell_key, fingerprint
 from training.evaluation.tables import write_outputs
-from training.evaluation.train import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ProtocolConfig:
     fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
     repeats: int = 3
     mode: str = "finetune"
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     seed: int = 0
     test_share: float = 0.25
 

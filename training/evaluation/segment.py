@@ -11,7 +11,8 @@ import torch
 from pipeline.errors import InputError
 from pipeline.report import RunReport
 from training.evaluation.backbones import InitSpec, build_backbone, read_normalisation
-from training.evaluation.metrics import confusion_matrix, mean_iou, per_class_iou
+from training.evaluation.confusion import confusion_matrix, mean_iou, per_class_iou
+from training.evaluation.finetune import fit, predict
 from training.evaluation.protocol import (
     Cell,
     ProtocolConfig,
@@ -23,7 +24,6 @@ from training.evaluation.results import files_fingerprint, per_class_json
 from training.evaluation.segdata import IGNORE, NpzSpec, TileSet, load_segmentation
 from training.evaluation.segmodel import SegNet, spatial_encoder
 from training.evaluation.splits import fraction_subset, min_class_size, stratified_split
-from training.evaluation.train import fit, predict
 
 MODES = ("finetune", "frozen")
 METRIC = "mIoU"

@@ -20,7 +20,7 @@ from training.evaluation.detection.loss import centernet_loss
 from training.evaluation.detection.metrics import DetectionScore, mean_average_precision
 from training.evaluation.detection.model import CenterNet, CenterNetConfig
 from training.evaluation.detection.targets import Detections, decode, encode
-from training.evaluation.train import TrainConfig, autocast, batch_indices, to_input
+from training.evaluation.finetune import FinetuneConfig, autocast, batch_indices, to_input
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -67,7 +67,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, schedule: Schedule, fused:
 
 
 @torch.no_grad()
-def detect(model: CenterNet, images: torch.Tensor, idx: np.ndarray, cfg: TrainConfig,
+def detect(model: CenterNet, images: torch.Tensor, idx: np.ndarray, cfg: FinetuneConfig,
            net: CenterNetConfig) -> list[Detections]:
     """Decoded detections of ``images[idx]``, on the CPU."""
     model.eval()
@@ -81,14 +81,14 @@ def detect(model: CenterNet, images: torch.Tensor, idx: np.ndarray, cfg: TrainCo
     return out
 
 
-def score(model: CenterNet, data: DeviceSlices, idx: np.ndarray, cfg: TrainConfig,
+def score(model: CenterNet, data: DeviceSlices, idx: np.ndarray, cfg: FinetuneConfig,
           net: CenterNetConfig) -> DetectionScore:
     truth = [(data.boxes[i], data.labels[i]) for i in idx]
     return mean_average_precision(detect(model, data.images, idx, cfg, net), truth,
                                   data.n_classes, max_dets=net.top_k)
 
 
-def train_step(model: CenterNet, data: DeviceSlices, sel: list[int], cfg: TrainConfig,
+def train_step(model: CenterNet, data: DeviceSlices, sel: list[int], cfg: FinetuneConfig,
                net: CenterNetConfig, schedule: Schedule, gen: torch.Generator) -> torch.Tensor:
     index = torch.as_tensor(sel, device=data.images.device)
     images, boxes = data.images[index], [data.boxes[i] for i in sel]
@@ -103,7 +103,7 @@ def train_step(model: CenterNet, data: DeviceSlices, sel: list[int], cfg: TrainC
 
 
 def fit_detector(model: CenterNet, data: DeviceSlices, train_idx: np.ndarray,
-                 val_idx: np.ndarray, cfg: TrainConfig, net: CenterNetConfig,
+                 val_idx: np.ndarray, cfg: FinetuneConfig, net: CenterNetConfig,
                  schedule: Schedule, seed: int) -> Selection:
     """Train, validating at fixed intervals; ``model`` ends with the selected weights."""
     model.to(cfg.device)

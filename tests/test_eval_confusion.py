@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.evaluation.metrics import (
+from training.evaluation.confusion import (
     confusion_matrix,
     mean_class_accuracy,
     mean_iou,

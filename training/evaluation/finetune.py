@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from training.evaluation.augment import random_dihedral
+from training.evaluation.dihedral import random_dihedral
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class FinetuneConfig:
     epochs: int = 200
     lr: float = 1e-3
     batch_size: int = 64
@@ -32,13 +32,13 @@ class TrainConfig:
         return torch.device(self.device).type == "cuda"
 
 
-def autocast(cfg: TrainConfig) -> AbstractContextManager[object]:
+def autocast(cfg: FinetuneConfig) -> AbstractContextManager[object]:
     if cfg.cuda:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
 
-def to_input(batch: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+def to_input(batch: torch.Tensor, cfg: FinetuneConfig) -> torch.Tensor:
     x = batch.float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if cfg.cuda else x
 
@@ -54,7 +54,7 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[t
 
 def fit(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, train_idx: np.ndarray,
-    cfg: TrainConfig, seed: int, frozen: nn.Module | None = None, ignore_index: int = -100,
+    cfg: FinetuneConfig, seed: int, frozen: nn.Module | None = None, ignore_index: int = -100,
 ) -> None:
     """Adam on cross-entropy with random flips/rotations; ``frozen`` stays in eval mode.
 
@@ -87,7 +87,7 @@ def fit(
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, images: torch.Tensor, idx: np.ndarray, cfg: TrainConfig
+    model: nn.Module, images: torch.Tensor, idx: np.ndarray, cfg: FinetuneConfig
 ) -> np.ndarray:
     """Arg-max class per sample (or per pixel) for ``images[idx]``, on the CPU."""
     model.eval()
@@ -101,7 +101,7 @@ def predict(
 
 @torch.no_grad()
 def extract_features(
-    features: nn.Module, images: torch.Tensor, cfg: TrainConfig
+    features: nn.Module, images: torch.Tensor, cfg: FinetuneConfig
 ) -> torch.Tensor:
     """Frozen-backbone features (N, D) as float32 on the CPU, computed once per backbone."""
     features.to(cfg.device).eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.evaluation.augment import random_dihedral
+from training.evaluation.dihedral import random_dihedral
 
 
 def _symmetries(x: torch.Tensor) -> list[torch.Tensor]:

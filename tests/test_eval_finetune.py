@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.evaluation.train import TrainConfig, batch_indices, fit, predict
+from training.evaluation.finetune import FinetuneConfig, batch_indices, fit, predict
 
 
 @pytest.mark.parametrize(("n", "size", "lengths"), [(9, 4, [4, 5]), (8, 4, [4, 4]),
@@ -39,7 +39,7 @@ def test_fit_learns_a_rotation_invariant_rule() -> None:
     images = images.to(torch.uint8)
     torch.manual_seed(0)
     model = Brightness()
-    cfg = TrainConfig(epochs=30, lr=0.05, batch_size=8)
+    cfg = FinetuneConfig(epochs=30, lr=0.05, batch_size=8)
     fit(model, images, labels, np.arange(24), cfg, seed=0)
     test = np.arange(24, 40)
     assert (predict(model, images, test, cfg) == labels[test].numpy()).all()  # both classes
