@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.evaluation.backbones import InitSpec, Normalisation, build_backbone
-from training.evaluation.detection.augment import dihedral_boxes, dihedral_image
+from training.evaluation.detection.box_dihedral import dihedral_boxes, dihedral_image
 from training.evaluation.detection.loss import focal_loss
 from training.evaluation.detection.model import CenterNet, CenterNetConfig
 from training.evaluation.detection.targets import Targets, decode, encode, gaussian_radius

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from training.evaluation.detection.augment import random_dihedral
+from training.evaluation.detection.average_precision import DetectionScore, mean_average_precision
+from training.evaluation.detection.box_dihedral import random_box_dihedral
 from training.evaluation.detection.loss import centernet_loss
-from training.evaluation.detection.metrics import DetectionScore, mean_average_precision
 from training.evaluation.detection.model import CenterNet, CenterNetConfig
 from training.evaluation.detection.targets import Detections, decode, encode
 from training.evaluation.finetune import FinetuneConfig, autocast, batch_indices, to_input
@@ -93,7 +93,7 @@ def train_step(model: CenterNet, data: DeviceSlices, sel: list[int], cfg: Finetu
     index = torch.as_tensor(sel, device=data.images.device)
     images, boxes = data.images[index], [data.boxes[i] for i in sel]
     if schedule.augment:
-        images, boxes = random_dihedral(images, boxes, gen)
+        images, boxes = random_box_dihedral(images, boxes, gen)
     with autocast(cfg):
         heads = model(to_input(images, cfg))
     targets = encode(boxes, [data.labels[i] for i in sel], data.n_classes,

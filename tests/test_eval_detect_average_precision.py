@@ -12,7 +12,7 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from training.evaluation.detection.metrics import mean_average_precision
+from training.evaluation.detection.average_precision import mean_average_precision
 from training.evaluation.detection.targets import Detections
 
 # three images, two classes: hits, a loose hit, a duplicate, a false alarm, a miss

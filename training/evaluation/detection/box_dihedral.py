@@ -22,7 +22,7 @@ def dihedral_boxes(boxes: torch.Tensor, code: int, size: int) -> torch.Tensor:
     return torch.stack([x1, y1, x2, y2], dim=-1)
 
 
-def random_dihedral(images: torch.Tensor, boxes: list[torch.Tensor], generator: torch.Generator
+def random_box_dihedral(images: torch.Tensor, boxes: list[torch.Tensor], generator: torch.Generator
                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """An independent random symmetry per slice (aerial scenes have no up)."""
     size = images.shape[-1]
