@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from geokr_testkit.stores import build_store, write_label_set
 from pipeline.errors import InputError
 from pipeline.store.chips import ChipStore
 from pipeline.store.labels import LabelView
-from pipeline.store.reader import ChipReader, fingerprint, open_for_training
+from pipeline.store.reader import ChipReader, open_for_training, store_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +66,10 @@ def test_store_without_chips_or_missing(tmp_path: Path) -> None:
 def test_fingerprint_changes_with_labels(store: ChipStore, tmp_path: Path) -> None:
     labels = open_label_set(store, "test")
     other = build_store(tmp_path / "o.zarr", n_scenes=3, chips_per_scene=12, chip_size=16)
-    assert fingerprint(store, labels) == fingerprint(other, labels)
+    assert store_fingerprint(store, labels) == store_fingerprint(other, labels)
     cut = open_label_set(store, "test")
     object.__setattr__(cut, "n_chips", 30)
-    assert fingerprint(store, cut) != fingerprint(store, labels)
+    assert store_fingerprint(store, cut) != store_fingerprint(store, labels)
 
 
 def test_reader_matches_store_with_duplicates(store: ChipStore) -> None:
@@ -81,7 +83,7 @@ def test_one_call_reads_what_training_needs(store: ChipStore) -> None:
     assert opened.n_chips == opened.n_stored == 36 and opened.chip_size == 16
     np.testing.assert_array_equal(opened.chip_scene, store.read("chip_scene"))
     np.testing.assert_array_equal(opened.chip_window, store.read("chip_window"))
-    assert opened.fingerprint == fingerprint(store, opened.labels)
+    assert opened.fingerprint == store_fingerprint(store, opened.labels)
     assert opened.reader.uses_shards
     assert open_for_training(store.path).labels is None  # no label set asked for
 
@@ -98,3 +100,13 @@ def test_store_is_opened_once(store: ChipStore, monkeypatch: pytest.MonkeyPatch)
     training = open_for_training(store.path, lambda names: "test")
     training.reader.read(np.arange(4))
     assert opened == [store.path]
+
+
+def test_fingerprint_is_the_one_checkpoints_recorded(store: ChipStore) -> None:
+    """The formula of earlier versions, spelled out: a run resumes across the upgrade."""
+    labels = open_label_set(store, "test")
+    doc = {"scenes": [s.get("fingerprint", s.get("path")) for s in store.meta["scenes"]],
+           "chip_size": store.chip_size, "n_chips": labels.n_chips, "labels": labels.name,
+           "classes": labels.classes, "label_parameters": labels.attrs.get("parameters")}
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode())
+    assert store_fingerprint(store, labels) == digest.hexdigest()[:16]

@@ -105,11 +105,11 @@ def open_for_training(
     return TrainingStore(
         store.path, store.chip_size, store.n_chips, labels,
         store.read("chip_scene", slice(0, n)), store.read("chip_window", slice(0, n)),
-        fingerprint(store, labels), ChipReader(store.path),
+        store_fingerprint(store, labels), ChipReader(store.path),
     )
 
 
-def fingerprint(store: ChipStore, labels: LabelView | None) -> str:
+def store_fingerprint(store: ChipStore, labels: LabelView | None) -> str:
     """Hash of what defines the training data: scenes, chip count, label set and classes."""
     doc: dict[str, Any] = {
         "scenes": [s.key for s in store.scenes],
