@@ -153,10 +153,6 @@ class LabelSet:
             if len(data):
                 self.array(name)[lo : lo + len(data)] = data
 
-    @property
-    def runs(self) -> list[RunRecord]:
-        return [RunRecord.from_dict(r) for r in self.header.get("runs", [])]
-
     def append_run(self, run: RunRecord) -> None:
         """Log one run in the header (the caller holds the store's lock)."""
         self.group.attrs[ATTR] = append_run(self.header, run)
