@@ -40,8 +40,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from geokr_testkit.stores import scene_entry, write_label_set  # noqa: E402
-from pipeline.store.chips import ChipBatch, ChipStore  # noqa: E402
+from geokr_testkit.stores import scene_rgb, windows_store, write_label_set  # noqa: E402
+from pipeline.store.chips import DEFAULT_SHARD_CHIPS, ChipStore  # noqa: E402
 from pipeline.store.reader import ChipReader  # noqa: E402
 from pipeline.versions import software_versions  # noqa: E402
 from training import distributed as dist  # noqa: E402
@@ -50,39 +50,14 @@ from training.loop import Trainer  # noqa: E402
 
 
 def load_rgb(source: Path) -> np.ndarray:
-    """(H, W, 3) uint8 from an RGB(+NIR) raster (2-98 % stretch) or an ``.npy``."""
-    if source.suffix == ".npy":
-        return np.load(source)
-    import rasterio
-
-    with rasterio.open(source) as ds:
-        bands = [3, 2, 1] if ds.count >= 4 else [1, 2, 3]  # BGRN -> RGB
-        data = ds.read(bands, masked=True).astype(np.float64)
-    out = np.zeros(data.shape, np.uint8)
-    for b in range(3):
-        valid = data[b].compressed()
-        lo, hi = np.percentile(valid, [2, 98])
-        out[b] = np.clip((data[b].filled(lo) - lo) / max(hi - lo, 1e-9) * 255, 0, 255)
-    return out.transpose(1, 2, 0)
+    """(3, H, W) uint8 from an RGB(+NIR) raster (2-98 % stretch) or an ``.npy`` (H, W, 3)."""
+    return np.load(source).transpose(2, 0, 1) if source.suffix == ".npy" else scene_rgb(source)
 
 
 def build_store(path: Path, rgb: np.ndarray, n_chips: int, size: int, seed: int) -> None:
+    """Random windows of ``rgb`` (two pseudo-scenes) and a random 8-class label set."""
     rng = np.random.default_rng(seed)
-    h, w, _ = rgb.shape
-    rows = rng.integers(0, h - size + 1, n_chips)
-    cols = rng.integers(0, w - size + 1, n_chips)
-    chips = np.stack([rgb[r:r + size, c:c + size].transpose(2, 0, 1) for r, c in
-                      zip(rows, cols, strict=True)])
-    scene = (cols > (w - size) // 2).astype(np.int32)  # two pseudo-scenes: left and right
-    window = np.stack([rows, cols, np.full(n_chips, size), np.full(n_chips, size)], 1)
-    batch = ChipBatch(chips, scene, window.astype(np.int32), np.zeros((n_chips, 6)),
-                      np.zeros((n_chips, 4)), np.zeros(n_chips, np.float32),
-                      np.zeros(n_chips, np.float32))
-    store = ChipStore.create(path, size)
-    writer = store.writer()
-    writer.append(batch)
-    end = writer.flush()
-    store.commit(end, scenes=[scene_entry(s, int((scene == s).sum()), size) for s in (0, 1)])
+    store = windows_store(path, rgb, n_chips, size, rng, DEFAULT_SHARD_CHIPS)
     props = rng.dirichlet(np.full(8, 0.5), n_chips).astype(np.float32)
     write_label_set(store, "bench", props, np.ones(n_chips, bool))
 
@@ -217,7 +192,7 @@ def main() -> None:
                    help="Only write --source as an RGB uint8 .npy (for machines without GDAL).")
     args = p.parse_args()
     if args.export_npy:
-        np.save(args.export_npy, load_rgb(args.source))
+        np.save(args.export_npy, load_rgb(args.source).transpose(1, 2, 0))
         return
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -149,22 +149,34 @@ def scene_rgb(tif: Path) -> np.ndarray:
     return out
 
 
-def build_scene_store(path: Path, tif: Path, n_chips: int = 64, chip_size: int = 32,
-                      seed: int = 0) -> ChipStore:
-    """A store of random windows of one real scene, as two pseudo-scenes (left, right half),
-    and no label set: what the self-supervised methods must train on."""
-    rgb = scene_rgb(tif)
+def windows_store(path: Path, rgb: np.ndarray, n_chips: int, chip_size: int,
+                  rng: np.random.Generator, shard_chips: int = 16) -> ChipStore:
+    """A store of ``n_chips`` random windows of one (3, H, W) image as two pseudo-scenes
+    (left and right half): no georeference, no label set, and no rasterio needed (the
+    benchmarks build it from an ``.npy`` where rasterio is not installed)."""
     _, h, w = rgb.shape
-    rng = np.random.default_rng(seed)
     rows = rng.integers(0, h - chip_size + 1, n_chips)
     cols = rng.integers(0, w - chip_size + 1, n_chips)
-    scene = (cols > (w - chip_size) // 2).astype(np.int64)
-    batch = make_batch(scene, np.zeros((n_chips, 1), np.float32), chip_size, rng)
-    batch = dataclasses.replace(batch, chips=np.stack(
-        [rgb[:, r:r + chip_size, c:c + chip_size] for r, c in zip(rows, cols, strict=True)]))
-    store = ChipStore.create(path, chip_size, shard_chips=16)
+    scene = (cols > (w - chip_size) // 2).astype(np.int32)
+    full = np.full(n_chips, chip_size)
+    batch = ChipBatch(
+        chips=np.stack([rgb[:, r:r + chip_size, c:c + chip_size] for r, c in zip(rows, cols,
+                                                                                   strict=True)]),
+        chip_scene=scene, chip_window=np.stack([rows, cols, full, full], 1).astype(np.int32),
+        chip_transform=np.zeros((n_chips, 6)), chip_bounds_wgs84=np.zeros((n_chips, 4)),
+        chip_cloud_fraction=np.zeros(n_chips, np.float32),
+        chip_nodata_fraction=np.zeros(n_chips, np.float32),
+    )
+    store = ChipStore.create(path, chip_size, shard_chips)
     writer = store.writer()
     writer.append(batch)
-    end = writer.flush()
-    store.commit(end, scenes=[scene_entry(s, int((scene == s).sum()), chip_size) for s in (0, 1)])
+    store.commit(writer.flush(),
+                 scenes=[scene_entry(s, int((scene == s).sum()), chip_size) for s in (0, 1)])
     return store
+
+
+def build_scene_store(path: Path, tif: Path, n_chips: int = 64, chip_size: int = 32,
+                      seed: int = 0) -> ChipStore:
+    """Random windows of one real scene and no label set: what the self-supervised
+    methods must train on."""
+    return windows_store(path, scene_rgb(tif), n_chips, chip_size, np.random.default_rng(seed))

@@ -38,11 +38,10 @@ import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
-from rasterio.windows import Window
 from zarr.codecs import BloscCodec
 from zarr.core.array import AsyncArray
 
@@ -55,6 +54,9 @@ from pipeline.store.records import (
     append_scenes,
 )
 from pipeline.store.shards import ChunkRef, ShardLayout, chunk_refs
+
+if TYPE_CHECKING:  # the trainer reads stores without importing rasterio
+    from rasterio.windows import Window
 
 SCHEMA_VERSION = 1
 META_KEY = "geokr"
