@@ -2,7 +2,7 @@
 
 The JSON document on disk is unchanged (``attrs["geokr"]``); these frozen records
 are how code reads and extends it.  A record keeps every key it does not model in
-``extra``, so ``from_dict(d).to_dict() == d`` for any record written before, and
+``extra``, so ``from_dict(d).to_dict() == d`` for every record the stages write, and
 is also a read-only mapping over that document, so ``scene["crs_wkt"]`` reads as
 it always did.
 """
