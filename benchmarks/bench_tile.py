@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dask.config
 import numpy as np
 import rasterio
 import zarr
@@ -45,6 +46,7 @@ from zarr.core.sync import sync
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.cluster import worker_environ  # noqa: E402
 from pipeline.hpc.consolidate import consolidate, consolidate_report  # noqa: E402
 from pipeline.hpc.parts import Part, part_store_path  # noqa: E402
 from pipeline.shards import open_shards  # noqa: E402
@@ -102,6 +104,7 @@ def workers_cpu(client: Client) -> float:
 def process_cluster(workers: int) -> Iterator[Client]:
     """Worker processes, as a cluster's are (the CLI runs a lone worker as a thread)."""
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}),
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                      dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}) as c,
         Client(c) as client,
