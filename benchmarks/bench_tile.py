@@ -180,7 +180,8 @@ def scene_figures(name: str, path: Path, sensor: str, rgb: list[int], tmp: Path,
           "ms CPU a chip)")
     print(f"  tile, 1 worker, steady:     {n / one['seconds']:8.1f} chips/s  "
           f"ratio {read_s / one['seconds']:.2f}; CPU ratio (read / worker) "
-          f"{read_cpu / one['workers_cpu']:.2f}")
+          f"{read_cpu / one['workers_cpu']:.2f} ({one['workers_cpu'] / n * 1e3:.2f} ms worker CPU "
+          "a chip)")
     print(f"  tile, 1 worker, end to end: {n / end_to_end:8.1f} chips/s  "
           f"ratio {read_s / end_to_end:.2f}; CPU ratio {read_cpu / end_cpu:.2f}  "
           f"(CLI wall {end_to_end:.2f} s)")
