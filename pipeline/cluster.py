@@ -26,7 +26,9 @@ def worker_environ() -> dict[str, Any]:
     is a fresh mapping whose pages fault in again and are unmapped when freed:
     about a third more CPU time per chip in a tiling worker process.  Freed
     memory still returns to the system (large arrays stay mappings; the
-    heap is trimmed above twice the adapted threshold).
+    heap is trimmed above twice the adapted threshold).  Workers started
+    elsewhere (``--scheduler``, batch jobs) take dask's setting unless
+    ``distributed.nanny.pre-spawn-environ`` drops it there too.
     """
     import dask.config
 
