@@ -27,8 +27,9 @@ def worker_environ() -> dict[str, Any]:
     about a third more CPU time per chip in a tiling worker process.  Freed
     memory still returns to the system (large arrays stay mappings; the
     heap is trimmed above twice the adapted threshold).  Workers started
-    elsewhere (``--scheduler``, batch jobs) take dask's setting unless
-    ``distributed.nanny.pre-spawn-environ`` drops it there too.
+    elsewhere (``--scheduler``, batch jobs) take dask's setting unless their
+    configuration sets ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``
+    to null.
     """
     import dask.config
 
