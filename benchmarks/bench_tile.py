@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dask.config
 import numpy as np
 import rasterio
 import zarr
@@ -45,6 +46,7 @@ from zarr.core.sync import sync
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.cluster import worker_environ  # noqa: E402
 from pipeline.hpc.consolidate import consolidate, consolidate_report  # noqa: E402
 from pipeline.hpc.parts import Part, part_store_path  # noqa: E402
 from pipeline.store.chips import ChipBatch, ChipStore, chip_specs  # noqa: E402
@@ -103,6 +105,7 @@ def workers_cpu(client: Client) -> float:
 def process_cluster(workers: int) -> Iterator[Client]:
     """Worker processes, as a cluster's are (the CLI runs a lone worker as a thread)."""
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}),
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                      dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}) as c,
         Client(c) as client,
@@ -178,7 +181,8 @@ def scene_figures(name: str, path: Path, sensor: str, rgb: list[int], tmp: Path,
           "ms CPU a chip)")
     print(f"  tile, 1 worker, steady:     {n / one['seconds']:8.1f} chips/s  "
           f"ratio {read_s / one['seconds']:.2f}; CPU ratio (read / worker) "
-          f"{read_cpu / one['workers_cpu']:.2f}")
+          f"{read_cpu / one['workers_cpu']:.2f} ({one['workers_cpu'] / n * 1e3:.2f} ms worker CPU "
+          "a chip)")
     print(f"  tile, 1 worker, end to end: {n / end_to_end:8.1f} chips/s  "
           f"ratio {read_s / end_to_end:.2f}; CPU ratio {read_cpu / end_cpu:.2f}  "
           f"(CLI wall {end_to_end:.2f} s)")

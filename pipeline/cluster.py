@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import InputError
 
@@ -16,6 +16,26 @@ if TYPE_CHECKING:
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def worker_environ() -> dict[str, Any]:
+    """Dask's environment for worker processes, less ``MALLOC_TRIM_THRESHOLD_``.
+
+    Once that variable is set, glibc stops raising its mmap threshold, so every
+    array above 128 KiB a task makes (each strip, its stretched copy, each chip)
+    is a fresh mapping whose pages fault in again and are unmapped when freed:
+    about a third more CPU time per chip in a tiling worker process.  Freed
+    memory still returns to the system (large arrays stay mappings; the
+    heap is trimmed above twice the adapted threshold).  Workers started
+    elsewhere (``--scheduler``, batch jobs) take dask's setting unless their
+    configuration sets ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``
+    to null.
+    """
+    import dask.config
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return env
 
 
 @contextmanager
@@ -28,6 +48,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     runs as a thread of this process: nothing to spawn and import again, and the
     driver's own work is small enough not to compete with it.
     """
+    import dask.config
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -36,6 +57,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     n = workers or default_workers()
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}),
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,

