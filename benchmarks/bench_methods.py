@@ -21,8 +21,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,31 +30,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_train import build_store, device_name, in_memory, load_rgb, loop_batches  # noqa: E402
+from bench_train import (  # noqa: E402
+    build_store,
+    device_name,
+    in_memory,
+    load_rgb,
+    loop_batches,
+    timed_steps,
+)
 
 from pipeline.versions import software_versions  # noqa: E402
 from training import distributed as dist  # noqa: E402
 from training.config import METHODS, TrainConfig  # noqa: E402
 from training.loop import Trainer  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_steps(trainer: Trainer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-                steps: int) -> float:
-    """The trainer's own step, momentum update and schedule, ``steps`` times: images/s."""
-    sync(trainer.device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step(*next(batches))
-        trainer.step += 1
-        trainer.method.after_step(trainer.step, trainer.context(trainer.step))
-        trainer.schedule.after_step()
-    sync(trainer.device)
-    return steps * trainer.cfg.batch_size / (time.perf_counter() - t0)
 
 
 def method_trainer(args: argparse.Namespace, method: str, store: Path, out: Path) -> Trainer:

@@ -114,11 +114,14 @@ def sync(device: torch.device) -> None:
 
 def timed_steps(trainer: Trainer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
                 steps: int) -> float:
+    """The trainer's own step, momentum update and schedule, ``steps`` times: images/s."""
     sync(trainer.device)
     t0 = time.perf_counter()
     for _ in range(steps):
         trainer.train_step(*next(batches))
         trainer.step += 1
+        trainer.method.after_step(trainer.step, trainer.context(trainer.step))
+        trainer.schedule.after_step()
     sync(trainer.device)
     return steps * trainer.cfg.batch_size / (time.perf_counter() - t0)
 

@@ -7,12 +7,10 @@ a spatial block split with the chips straddling the cut dropped.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from dask.distributed import Client
 
@@ -22,13 +20,7 @@ from pipeline.store.labels import LabelSet
 from pipeline.tiling import TileParams, run_tile
 from training.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
