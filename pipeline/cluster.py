@@ -18,6 +18,13 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+# A job-script line that removes the same variable for nannies started by batch jobs:
+# dask merges this into its config, and the nanny leaves out keys whose value is None.
+BATCH_WORKER_PROLOGUE = (
+    "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{\"MALLOC_TRIM_THRESHOLD_\": None}'"
+)
+
+
 def worker_environ() -> dict[str, Any]:
     """Dask's environment for worker processes, less ``MALLOC_TRIM_THRESHOLD_``.
 
@@ -26,10 +33,10 @@ def worker_environ() -> dict[str, Any]:
     is a fresh mapping whose pages fault in again and are unmapped when freed:
     about a third more CPU time per chip in a tiling worker process.  Freed
     memory still returns to the system (large arrays stay mappings; the
-    heap is trimmed above twice the adapted threshold).  Workers started
-    elsewhere (``--scheduler``, batch jobs) take dask's setting unless their
-    configuration sets ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``
-    to null.
+    heap is trimmed above twice the adapted threshold).  Batch-job workers get
+    the same through :data:`BATCH_WORKER_PROLOGUE`; workers started by hand
+    (``--scheduler``) take dask's setting unless their configuration sets
+    ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_`` to null.
     """
     import dask.config
 

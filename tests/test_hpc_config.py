@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.catalog import entries, load_yaml
+from pipeline.cluster import BATCH_WORKER_PROLOGUE
 from pipeline.errors import InputError
 from pipeline.hpc.config import ClusterConfig, load_cluster_config, walltime_seconds
 from pipeline.hpc.jobqueue import cluster_kwargs, make_cluster
@@ -100,7 +101,8 @@ def test_job_script_carries_the_config(tmp_path: Path, monkeypatch: pytest.Monke
     finally:
         cluster.close()
     for line in ("#SBATCH -p cpu", "#SBATCH -A proj42", "#SBATCH --cpus-per-task=8",
-                 "#SBATCH -t 02:00:00", "#SBATCH --qos=low", "module load gdal"):
+                 "#SBATCH -t 02:00:00", "#SBATCH --qos=low", "module load gdal",
+                 BATCH_WORKER_PROLOGUE):
         assert line in script
     assert "--nworkers 2" in script
     assert "--lifetime 6840s --lifetime-stagger 180s --lifetime-restart" in script

@@ -1,12 +1,16 @@
-"""Worker processes of the embedded cluster keep glibc's adaptive mmap threshold."""
+"""Worker processes, embedded or batch jobs, keep glibc's adaptive mmap threshold."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from pipeline.cluster import dask_client, worker_environ
+from pipeline.cluster import BATCH_WORKER_PROLOGUE, dask_client, worker_environ
 
 
 def _env(name: str) -> str | None:
@@ -28,3 +32,21 @@ def test_worker_processes_start_without_malloc_trim_threshold(
     assert len(trim) == 2
     assert set(trim.values()) == {None}
     assert set(threads.values()) == {"1"}  # dask's other settings for workers are kept
+
+
+def test_batch_job_nannies_leave_out_malloc_trim_threshold(tmp_path: Path) -> None:
+    # What a SLURM/PBS job runs before `dask worker`: the nanny it starts must not pass the
+    # variable to its worker process, and must keep dask's other settings.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import json\n"
+        "from distributed.nanny import _get_env_variables\n"
+        "print(json.dumps(_get_env_variables('distributed.nanny.pre-spawn-environ')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    done = subprocess.run(["bash", "-c", f"{BATCH_WORKER_PROLOGUE}\nexec \"$0\" \"$1\"",
+                           sys.executable, str(probe)],
+                          env=env, capture_output=True, text=True, check=True)
+    spawned = json.loads(done.stdout)
+    assert "MALLOC_TRIM_THRESHOLD_" not in spawned
+    assert spawned["OMP_NUM_THREADS"] == "1"

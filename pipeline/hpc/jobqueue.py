@@ -19,6 +19,7 @@ from dask.distributed import Client
 from dask_jobqueue import PBSCluster, SLURMCluster
 from dask_jobqueue.core import JobQueueCluster
 
+from pipeline.cluster import BATCH_WORKER_PROLOGUE
 from pipeline.errors import InputError
 from pipeline.hpc.config import ClusterConfig
 
@@ -54,7 +55,7 @@ def cluster_kwargs(config: ClusterConfig) -> dict[str, Any]:
         "walltime": config.walltime,
         "job_name": config.job_name,
         "job_extra_directives": list(config.job_extra_directives),
-        "job_script_prologue": list(config.job_script_prologue),
+        "job_script_prologue": [BATCH_WORKER_PROLOGUE, *config.job_script_prologue],
         "worker_extra_args": extra,
         "python": config.python,
         "local_directory": config.local_directory,
