@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_train import (  # noqa: E402
+    add_run_args,
     build_store,
     device_name,
     in_memory,
@@ -82,22 +83,9 @@ def bench(args: argparse.Namespace, store: Path, out: Path) -> list[dict[str, An
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--store", type=Path, help="Existing store with a label set 'bench'.")
-    p.add_argument("--build-store", type=Path, help="Build a benchmark store here.")
-    p.add_argument("--source", type=Path, help="Scene (.tif or .npy) for --build-store.")
-    p.add_argument("--n-chips", type=int, default=2048)
-    p.add_argument("--chip-size", type=int, default=256)
     p.add_argument("--arch", default="resnet50")
     p.add_argument("--method", action="append", choices=METHODS, help="Repeatable (all).")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=8)
-    p.add_argument("--compile", action="store_true")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice).")
+    add_run_args(p, steps=10, warmup=2)
     p.add_argument("--json", type=Path, help="Also write the results here.")
     args = p.parse_args()
     if args.threads:

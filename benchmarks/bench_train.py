@@ -114,14 +114,11 @@ def sync(device: torch.device) -> None:
 
 def timed_steps(trainer: Trainer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
                 steps: int) -> float:
-    """The trainer's own step, momentum update and schedule, ``steps`` times: images/s."""
+    """The trainer's own step (momentum updates and schedule included): images/s."""
     sync(trainer.device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        trainer.train_step(*next(batches))
-        trainer.step += 1
-        trainer.method.after_step(trainer.step, trainer.context(trainer.step))
-        trainer.schedule.after_step()
+        trainer.one_step(*next(batches))
     sync(trainer.device)
     return steps * trainer.cfg.batch_size / (time.perf_counter() - t0)
 
@@ -171,25 +168,30 @@ def device_name(device: str) -> str:
     return f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", type=Path, help="Existing labelled store.")
+def add_run_args(p: argparse.ArgumentParser, steps: int, warmup: int) -> None:
+    """The store, precision and timing options both trainer benchmarks share."""
     p.add_argument("--build-store", type=Path, help="Build a benchmark store here.")
     p.add_argument("--source", type=Path, help="Scene (.tif or .npy) for --build-store.")
     p.add_argument("--n-chips", type=int, default=2048)
     p.add_argument("--chip-size", type=int, default=256)
-    p.add_argument("--arch", action="append", help="Repeatable (default resnet50).")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--warmup", type=int, default=warmup)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reads-only", action="store_true", help="Measure the data path only.")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice).")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--store", type=Path, help="Existing labelled store.")
+    p.add_argument("--arch", action="append", help="Repeatable (default resnet50).")
+    add_run_args(p, steps=20, warmup=3)
+    p.add_argument("--reads-only", action="store_true", help="Measure the data path only.")
     p.add_argument("--json", type=Path, help="Also write the results here.")
     p.add_argument("--export-npy", type=Path,
                    help="Only write --source as an RGB uint8 .npy (for machines without GDAL).")

@@ -262,7 +262,7 @@ class TileRun:
         self.appender = ShardAppender(store, self._load_tail)
         self.shard_jobs: dict[int, Future] = {}
         self.finished: list[SceneRecord] = []
-        self.fingerprints: dict[str, str] = {}  # computed once, by _pending
+        self.fingerprints: dict[str, str] = {}  # computed once per scene and run
         self.committer = Committer(params.commit_interval, self._commit)
         self.bar = tqdm(total=0, unit="part", disable=not progress, dynamic_ncols=True)
 
@@ -302,7 +302,8 @@ class TileRun:
         todo = []
         for path in paths:
             try:
-                fp = fingerprint(path) if Path(path).exists() or path in by_path else None
+                fp = self.fingerprints.get(path) or (
+                    fingerprint(path) if Path(path).exists() or path in by_path else None)
             except OSError as e:
                 self.report.fail(path, f"cannot read ({e.strerror})")
                 continue
@@ -428,23 +429,35 @@ def _runs(entries: list[tuple[Future, int]]) -> list[tuple[Future, int, int]]:
     return runs
 
 
-def unique_scenes(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """The scenes once each (first occurrence kept), and (copy, original) for every path
-    given again or byte-identical to an earlier one.
+def unique_scenes(
+    paths: list[str],
+) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
+    """The scenes once each (first occurrence kept), (copy, original) for every path given
+    again or byte-identical to an earlier one, and the fingerprints computed on the way.
 
-    Only files of equal size are fingerprinted, so every task of a job array can
-    afford to look at all scenes.
+    Only files of equal size are fingerprinted, each once, so every task of a job array
+    can afford to look at all scenes.
     """
     kept: list[str] = []
     copies: list[tuple[str, str]] = []
     by_size: dict[int, list[str]] = {}
     prints: dict[str, str] = {}
+    by_print: dict[tuple[int, str], str] = {}
 
-    def same(a: str, b: str) -> bool:
+    def original_of(path: str, size: int, group: list[str]) -> str | None:
+        if path in group:
+            return path
+        if not group:
+            return None
         try:
-            return prints.setdefault(a, fingerprint(a)) == prints.setdefault(b, fingerprint(b))
+            for earlier in group:  # only the first of a size is not fingerprinted yet
+                if earlier not in prints:
+                    prints[earlier] = fingerprint(earlier)
+                    by_print.setdefault((size, prints[earlier]), earlier)
+            prints[path] = fingerprint(path)
         except OSError:
-            return False
+            return None  # unreadable: reported when it is tiled
+        return by_print.get((size, prints[path]))
 
     for path in paths:
         try:
@@ -453,13 +466,15 @@ def unique_scenes(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             kept.append(path)  # reported when it is tiled
             continue
         group = by_size.setdefault(size, [])
-        original = next((p for p in group if p == path or same(p, path)), None)
+        original = original_of(path, size, group)
         if original is None:
             group.append(path)
             kept.append(path)
+            if path in prints:
+                by_print.setdefault((size, prints[path]), path)
         else:
             copies.append((path, original))
-    return kept, copies
+    return kept, copies, prints
 
 
 def run_tile(
@@ -476,7 +491,8 @@ def run_tile(
     sensor = load_profile(sensor_name) if sensor_name else None
     found = [expand_scenes([p]) for p in patterns]  # one by one: repeats across patterns count
     missing = [m for _, miss in found for m in miss]
-    paths, copies = unique_scenes([p for hits, _ in found for p in hits])  # before the split
+    # before the split: every part of a job array sees the same duplicates
+    paths, copies, prints = unique_scenes([p for hits, _ in found for p in hits])
     if part is not None:  # one task of a job array: its share, into its own part store
         report.parameters["part"] = str(part)
         paths = select_part(paths, part)
@@ -493,6 +509,7 @@ def run_tile(
     with store.lock("geokr-etl tile"), sigterm_as_interrupt():
         store.recover()
         run = TileRun(store, client, params, report, sensor, progress)
+        run.fingerprints.update(prints)  # computed already: each file is read once
         try:
             check_workers_see(client, lock_file(store.path), store.path)
             run.run(paths)

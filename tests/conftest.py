@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,37 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def store_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every path ``ChipStore.open`` is called with from now on, in order."""
+    from pipeline.store.chips import ChipStore
+
+    opened: list[Path] = []
+    real = ChipStore.open.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[ChipStore], path: str | Path, mode: str = "r") -> ChipStore:
+        opened.append(Path(path))
+        return real(cls, path, mode)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ChipStore, "open", classmethod(counting))
+    return opened
+
+
+@pytest.fixture(scope="session")
+def zion_grid_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 px chips of the real Zion scene, cut on its pixel grid (label-stage tests)."""
+    from geokr_testkit.grid import GridScene, grid_store
+
+    path = tmp_path_factory.mktemp("zion") / "chips.zarr"
+    grid_store(path, [GridScene.from_raster(shared_data / "zion" / "landsat8_zion_bgrn.tif")], 64)
+    return path
+
+
+@pytest.fixture
+def zion_chip_store(zion_grid_store: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`zion_grid_store` the test may write into."""
+    path = tmp_path / "chips.zarr"
+    shutil.copytree(zion_grid_store, path)
+    return path

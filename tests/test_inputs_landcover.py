@@ -8,7 +8,6 @@ products (float32/float64 with NaN or 255, int16/int32 with -1, -9999, -32768).
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ import rasterio
 from affine import Affine
 from click.testing import CliRunner
 
-from geokr_testkit.grid import GridScene, grid_store
 from pipeline.cli import main
 from pipeline.errors import InputError
 from pipeline.landcover.run import LabelConfig, run_label
@@ -27,19 +25,10 @@ from pipeline.store.labels import LabelSet, label_names
 NODATA_ROWS = 300  # a strip of no data across the top of every variant
 
 
-@pytest.fixture(scope="module")
-def base_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    zion = GridScene.from_raster(shared_data / "zion" / "landsat8_zion_bgrn.tif")
-    path = tmp_path_factory.mktemp("zion") / "chips.zarr"
-    grid_store(path, [zion], 64)
-    return path
-
-
 @pytest.fixture
-def store(base_store: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "chips.zarr"
-    shutil.copytree(base_store, path)
-    return path
+def store(zion_chip_store: Path) -> Path:
+    """A fresh copy of the Zion grid store for each test (built once per session)."""
+    return zion_chip_store
 
 
 @pytest.fixture(scope="module")

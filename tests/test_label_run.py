@@ -4,7 +4,6 @@ staleness, bad input, locking, the dask path and the CLI."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from dask.distributed import Client
 
-from geokr_testkit.grid import GridScene, add_grid_scenes, chip_windows, grid_store
+from geokr_testkit.grid import GridScene, add_grid_scenes, chip_windows
 from pipeline.cli.label import label
 from pipeline.errors import InputError
 from pipeline.landcover import run as run_mod
@@ -31,18 +30,10 @@ def zion(shared_data: Path) -> GridScene:
     return GridScene.from_raster(shared_data / "zion" / "landsat8_zion_bgrn.tif")
 
 
-@pytest.fixture(scope="module")
-def base_store(zion: GridScene, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("zion") / "chips.zarr"
-    grid_store(path, [zion], 64)
-    return path
-
-
 @pytest.fixture
-def store(base_store: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "chips.zarr"
-    shutil.copytree(base_store, path)
-    return path
+def store(zion_chip_store: Path) -> Path:
+    """A fresh copy of the Zion grid store for each test (built once per session)."""
+    return zion_chip_store
 
 
 def nlcd(shared_data: Path, which: str = "nlcd2011.tif") -> str:

@@ -88,18 +88,10 @@ def test_one_call_reads_what_training_needs(store: ChipStore) -> None:
     assert open_for_training(store.path).labels is None  # no label set asked for
 
 
-def test_store_is_opened_once(store: ChipStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[Path] = []
-    real = ChipStore.open.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[ChipStore], path: str | Path, mode: str = "r") -> ChipStore:
-        opened.append(Path(path))
-        return real(cls, path, mode)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(ChipStore, "open", classmethod(counting))
+def test_store_is_opened_once(store: ChipStore, store_opens: list[Path]) -> None:
     training = open_for_training(store.path, lambda names: "test")
     training.reader.read(np.arange(4))
-    assert opened == [store.path]
+    assert store_opens == [store.path]
 
 
 def test_fingerprint_is_the_one_checkpoints_recorded(store: ChipStore) -> None:

@@ -121,19 +121,11 @@ def test_channel_stats(store: ChipStore) -> None:
 
 
 def test_trainer_opens_the_store_once(store: ChipStore, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      store_opens: list[Path]) -> None:
     """From the config to the first batch and the normalisation statistics: one open."""
-    opened: list[Path] = []
-    real = ChipStore.open.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[ChipStore], path: str | Path, mode: str = "r") -> ChipStore:
-        opened.append(Path(path))
-        return real(cls, path, mode)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(ChipStore, "open", classmethod(counting))
     cfg = TrainConfig(store=store.path, out=tmp_path / "o", labels="test", batch_size=4,
                       workers=0, device="cpu", norm="store")
     data = build_data(cfg, DistEnv(), torch.device("cpu"))
     next(iter(data.train_loader))
     norm_stats(cfg, data)
-    assert opened == [store.path]
+    assert store_opens == [store.path]

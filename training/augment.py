@@ -11,6 +11,7 @@ All random draws come from the generator passed in, which the trainer seeds from
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -24,6 +25,21 @@ class Jitter:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+
+
+@functools.lru_cache(maxsize=32)
+def channel_constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype
+                     ) -> torch.Tensor:
+    """A (1, 3, 1, 1) constant made once per device: a fresh host-to-device copy every
+    step would make the host wait for the device to drain its queue."""
+    return torch.tensor(values, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+
+def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
+              channels_last: bool) -> torch.Tensor:
+    out = (x - channel_constant(mean, x.device, x.dtype)) / channel_constant(std, x.device,
+                                                                             x.dtype)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
 def step_generator(device: torch.device, seed: int, step: int, rank: int) -> torch.Generator:
@@ -55,7 +71,7 @@ def colour_jitter(x: torch.Tensor, jitter: Jitter, g: torch.Generator) -> torch.
         u = torch.rand(n, 1, 1, 1, device=x.device, generator=g)
         return 1.0 + amount * (2.0 * u - 1.0)
 
-    w = torch.tensor(GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    w = channel_constant(GRAY, x.device, x.dtype)
     if jitter.brightness > 0:
         x = (x * factor(jitter.brightness)).clamp_(0.0, 1.0)
     if jitter.contrast > 0:
@@ -78,12 +94,7 @@ class GpuAugment:
         self.channels_last = channels_last
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        out = (x - mean) / std
-        if self.channels_last:
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out
+        return normalise(x, tuple(self.mean), tuple(self.std), self.channels_last)
 
     def train(self, chips: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         x = chips.float().div_(255.0)

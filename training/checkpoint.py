@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.clierrors import system_reason
 from pipeline.errors import InputError
 
 NAME = re.compile(r"^checkpoint-(\d{9})\.pt$")
@@ -57,12 +58,14 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def write_failed(path: Path, exc: OSError, last_good: Path | None) -> InputError:
-    """A failed write (full disk, quota) as one line naming what is still good.
+    """A failed write (full disk, quota, read-only) as one line naming what is still good.
 
     ``save_atomic`` never leaves the partial file behind, so the newest checkpoint on
     disk is still the last good one and ``--resume`` continues from it.
     """
-    what = "disk full" if exc.errno == errno.ENOSPC else f"write failed ({exc.strerror or exc})"
+    what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else system_reason(exc)
+    if what is None:
+        raise exc  # not a state of the machine the user can fix: the traceback helps more
     kept = (f"last good checkpoint: {last_good}; free space and continue with --resume"
             if last_good else "no checkpoint written yet")
     return InputError(path, f"{what}; nothing partial kept; {kept}")

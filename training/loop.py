@@ -47,6 +47,7 @@ from training.data import (
 )
 from training.knn import knn_accuracy
 from training.methods import Context, build_method, needs_labels
+from training.methods.ssl import TwoViewMethod
 from training.metrics import Metrics
 from training.optim import Schedule, build_optimizer, effective_lr
 
@@ -196,14 +197,16 @@ class Trainer:
             wrapped = DistributedDataParallel(self.model,
                                               device_ids=[device.index] if cuda else None)
         self.forward: Any = torch.compile(wrapped) if cfg.compile else wrapped
-        self.knn = self.data.labels is not None and not needs_labels(cfg.method)
+        # kNN on the dominant class checks the label-free methods when a label set is named
+        self.knn = (self.method if isinstance(self.method, TwoViewMethod)
+                    and self.data.labels is not None else None)
         self.metrics = Metrics(cfg.out, self.step if self.resumed_from else None, env.is_main,
                                self.method.terms, self.val_names())
 
     def val_names(self) -> tuple[str, ...]:
         if self.data.val_loader is None:
             return ()
-        return self.method.val_names + (("val_knn_acc",) if self.knn else ())
+        return self.method.val_names + (("val_knn_acc",) if self.knn is not None else ())
 
     def context(self, step: int) -> Context:
         return Context(self.autocast, self.cfg.seed, step, self.env.rank, self.env.world_size,
@@ -329,13 +332,13 @@ class Trainer:
             sums += torch.cat([means.new_full((1,), n), means * n]).double()
         n_val, *totals = dist.all_reduce_sum(sums).tolist()
         row = {k: v / max(n_val, 1.0) for k, v in zip(names, totals, strict=True)}
-        if self.knn:
-            row["val_knn_acc"] = self.knn_accuracy()
+        if self.knn is not None:
+            row["val_knn_acc"] = self.knn_accuracy(self.knn)
         for net, mode in zip(nets, modes, strict=True):
             net.train(mode)
         return row
 
-    def knn_accuracy(self) -> float:
+    def knn_accuracy(self, method: TwoViewMethod) -> float:
         """Computed on rank 0 alone (identical weights under DDP), shared with the others."""
         acc = torch.zeros((), dtype=torch.float64, device=self.device)
         if self.env.is_main:
@@ -351,7 +354,7 @@ class Trainer:
                 for i in range(0, len(idx), cfg.batch_size):
                     chips = torch.from_numpy(reader.read(idx[i:i + cfg.batch_size]))
                     with self.autocast():
-                        parts.append(self.method.embed(chips.to(self.device)))
+                        parts.append(method.embed(chips.to(self.device)))
                 return torch.cat(parts)
 
             labels = torch.from_numpy(self.data.targets)
@@ -391,12 +394,8 @@ class Trainer:
         acc = Accumulator(self.device, 1 + len(self.method.terms))
         t0 = time.perf_counter()
         for chips, targets in self.batches():
-            acc.add(self.train_step(chips, targets), len(targets))
-            self.step += 1
+            acc.add(self.one_step(chips, targets), len(targets))
             self.batch_in_epoch += 1
-            self.images_seen += self.global_batch
-            self.method.after_step(self.step, self.context(self.step))
-            self.schedule.after_step()
             bar.update(1)
             if self.step % self.cfg.log_every == 0:
                 self.log_step(bar, acc)
@@ -407,6 +406,15 @@ class Trainer:
         if self.batch_in_epoch < sampler.n_batches:
             return None
         return self.end_epoch(acc, time.perf_counter() - t0)
+
+    def one_step(self, chips: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One optimiser step and what follows it (momentum updates, schedule)."""
+        terms = self.train_step(chips, targets)
+        self.step += 1
+        self.images_seen += self.global_batch
+        self.method.after_step(self.step, self.context(self.step))
+        self.schedule.after_step()
+        return terms
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The epoch's remaining batches; a loader killed by the same signal ends it quietly."""

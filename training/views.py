@@ -20,7 +20,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from training.augment import rotate_flip, step_generator
+from training.augment import normalise, rotate_flip, step_generator
 from training.config import TrainConfig, floats
 
 
@@ -76,10 +76,7 @@ class TwoViews:
         self.channels_last = channels_last
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        out = (x - mean) / std
-        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+        return normalise(x, tuple(self.mean), tuple(self.std), self.channels_last)
 
     def view(self, x: torch.Tensor, seed: int, step: int, rank: int, view: int
              ) -> torch.Tensor:

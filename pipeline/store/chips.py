@@ -387,6 +387,7 @@ class ShardAppender:
         self.entries: list[Any] = tail(refs) if refs else []
         self.vectors: dict[str, list[np.ndarray]] = {n: [] for n in VECTOR_NAMES}
         self.handed = self.base  # chips below are in shards already handed out
+        self.released = self.base  # entries below are dropped already
 
     @property
     def end(self) -> int:
@@ -422,8 +423,9 @@ class ShardAppender:
         can rewind there any more), so what they hold can be freed before the commit."""
         per = self.layout.shard_chips
         stop = min(keep_from, self.handed) // per * per
-        for i in range(self.base, stop):
+        for i in range(max(self.released, self.base), stop):
             self.entries[i - self.base] = None
+        self.released = max(self.released, stop)
 
     def commit(
         self, end: int, scenes: Sequence[SceneRecord] = (), runs: Sequence[RunRecord] = (),

@@ -37,6 +37,28 @@ CRC_BYTES = 4
 BLOSC_HEADER = 16  # bytes 12-16 hold the compressed size
 
 
+def corrupt_shard(path: Path, first: int, count: int, why: str) -> InputError:
+    """One line naming the shard file and the chips it holds (a rerun of tile cannot
+    repair committed chips: restore the store from a copy, or tile into a new one)."""
+    return InputError(path, f"corrupt shard (chips {first}-{first + count - 1}): {why}")
+
+
+def shard_index(fd: int, path: Path, first: int, shard_chips: int, index_bytes: int
+                ) -> np.ndarray:
+    """The (offset, nbytes) table of an open shard file, checked against its size."""
+    size = os.fstat(fd).st_size
+    if size < index_bytes:
+        raise corrupt_shard(path, first, shard_chips, f"{size} bytes, shorter than its index")
+    raw = os.pread(fd, index_bytes, size - index_bytes)
+    table = np.frombuffer(raw[: shard_chips * 16], "<u8").reshape(-1, 2)
+    offset, nbytes = table[table[:, 0] != EMPTY].T
+    limit = np.uint64(size - index_bytes)
+    if ((offset > limit) | (nbytes > limit - np.minimum(offset, limit))).any():
+        raise corrupt_shard(path, first, shard_chips,
+                            "its index points past the end of the file")
+    return table
+
+
 class ShardReader:
     """Chips ``(N, 3, S, S)`` uint8 read straight from local shard files."""
 
@@ -60,28 +82,20 @@ class ShardReader:
             except FileNotFoundError:
                 self._index[shard] = None  # an all-fill shard is never written
                 return None
-            size = os.fstat(fd).st_size
-            if size < self.index_bytes:
+            try:
+                table = shard_index(fd, self._shard_path(shard), shard * self.shard_chips,
+                                    self.shard_chips, self.index_bytes)
+            except InputError:
                 os.close(fd)
-                raise self._corrupt(shard, f"{size} bytes, shorter than its index")
-            raw = os.pread(fd, self.index_bytes, size - self.index_bytes)
-            table = np.frombuffer(raw[: self.shard_chips * 16], "<u8").reshape(-1, 2)
-            offset, nbytes = table[table[:, 0] != EMPTY].T
-            limit = np.uint64(size - self.index_bytes)
-            if ((offset > limit) | (nbytes > limit - np.minimum(offset, limit))).any():
-                os.close(fd)
-                raise self._corrupt(shard, "its index points past the end of the file")
+                raise
             self._index[shard] = table
             self._fds[shard] = fd
         index = self._index[shard]
         return None if index is None else (self._fds[shard], index)
 
     def _corrupt(self, shard: int, why: str) -> InputError:
-        """One line naming the shard file and the chips it holds (a rerun of tile cannot
-        repair committed chips: restore the store from a copy, or tile into a new one)."""
         lo = shard * self.shard_chips
-        return InputError(self._shard_path(shard),
-                          f"corrupt shard (chips {lo}-{lo + self.shard_chips - 1}): {why}")
+        return corrupt_shard(self._shard_path(shard), lo, self.shard_chips, why)
 
     def read_one(self, chip: int, out: np.ndarray) -> None:
         shard, inner = divmod(chip, self.shard_chips)
@@ -210,10 +224,13 @@ def chunk_refs(layout: ShardLayout, shard: int, count: int | None = None) -> lis
     path = layout.shard_path(shard)
     if not path.exists():
         return [ChunkRef(str(path), 0, 0)] * n
-    with path.open("rb") as f:
-        f.seek(-(layout.shard_chips * 16 + (CRC_BYTES if layout.index_crc else 0)), 2)
-        raw = f.read(layout.shard_chips * 16)
-    index = np.frombuffer(raw, "<u8").reshape(-1, 2)[:n]
+    per = layout.shard_chips
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        index_bytes = per * 16 + (CRC_BYTES if layout.index_crc else 0)
+        index = shard_index(fd, path, shard * per, per, index_bytes)[:n]
+    finally:
+        os.close(fd)
     return [ChunkRef(str(path), 0, 0) if o == EMPTY else ChunkRef(str(path), int(o), int(b))
             for o, b in index]
 
@@ -275,7 +292,8 @@ def read_chunks(refs: list[ChunkRef]) -> list[bytes]:
                 handles[ref.path] = os.open(ref.path, os.O_RDONLY)
             data = os.pread(handles[ref.path], ref.nbytes, ref.offset)
             if len(data) != ref.nbytes:
-                raise OSError(f"{ref.path}: {ref.nbytes} bytes at {ref.offset} not there")
+                raise InputError(ref.path, f"corrupt shard: {ref.nbytes} bytes at {ref.offset} "
+                                 "are not there")
             chunks.append(data)
     finally:
         for fd in handles.values():

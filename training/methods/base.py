@@ -10,6 +10,7 @@ metrics and progress.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import dataclasses
@@ -35,7 +36,7 @@ class Context:
     total_steps: int  # the schedule's length: --epochs x batches per epoch
 
 
-class Method(nn.Module):
+class Method(nn.Module, abc.ABC):
     """Base class; see the module docstring for the contract."""
 
     name: ClassVar[str]
@@ -59,30 +60,27 @@ class Method(nn.Module):
         """The method's own numbers, for the model card."""
         return {}
 
+    @abc.abstractmethod
     def set_views(self, mean: list[float], std: list[float], size: int,
                   channels_last: bool) -> None:
-        raise NotImplementedError
+        """Build the device-side views once the normalisation is known."""
 
+    @abc.abstractmethod
     def loss(self, forward: Callable[[torch.Tensor], Any], chips: torch.Tensor,
              targets: torch.Tensor, ctx: Context) -> torch.Tensor:
         """(1 + len(terms),) float32: the total (with its graph) then detached terms."""
-        raise NotImplementedError
 
     def after_step(self, step: int, ctx: Context) -> None:
         """After optimiser step number ``step`` (1-based, across epochs and resumes)."""
 
+    @abc.abstractmethod
     def validate_batch(self, chips: torch.Tensor, targets: torch.Tensor, ctx: Context
                        ) -> torch.Tensor:
         """(len(val_names),) batch means, on held-out chips, in eval mode, no gradient."""
-        raise NotImplementedError
 
-    def embed(self, chips: torch.Tensor) -> torch.Tensor:
-        """Backbone features of the exported network (for the kNN check)."""
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def classifier_name(self) -> str:
         """The torchvision classifier module left out of the backbone files."""
-        raise NotImplementedError
 
     def eval_networks(self) -> list[nn.Module]:
         """Networks switched to eval mode for validation (a teacher always is)."""
@@ -95,9 +93,9 @@ class Method(nn.Module):
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.student.load_state_dict(state["student"])
 
+    @abc.abstractmethod
     def exports(self) -> dict[str, tuple[dict[str, torch.Tensor], str]]:
         """File name -> (torchvision state dict, which network); ``backbone.pth`` first."""
-        raise NotImplementedError
 
     def check(self, global_batch: int) -> str | None:
         """A reason this run cannot work (e.g. no negatives), or None."""
