@@ -94,7 +94,8 @@ def store_state(kwargs: dict[str, Any]) -> str:
 
     try:
         store = ChipStore.open(kwargs["store"])
-        sets = [f"{n} {LabelSet.open(store, n).n_chips}" for n in label_names(store)]
+        names = label_names(store)
+        sets = [f"{n} {LabelSet.open(store, n, names).n_chips}" for n in names]
     except (InputError, OSError, KeyError):
         return "the store could not be read back"
     labelled = f", label sets (chips): {', '.join(sets)}" if sets else ""

@@ -149,13 +149,12 @@ def strip_stats(
         n_r, n_c = cells.bright.shape
         hist = grid.chip_sums(cells.histograms.reshape(n_r, n_c, 256))[todo]
         answer = _bracketed_low_contrast(hist, size * size, params.low_contrast_fraction)
-        undecided = todo[answer < 0]
-        if len(undecided):
+        if (answer < 0).any():
             lum = gray(rgb)  # the strip's, exactly as the per-chip rule sees it
-            for i in undecided:
-                r, c = rows[i], cols[i]
+            for pos in np.flatnonzero(answer < 0):
+                r, c = rows[todo[pos]], cols[todo[pos]]
                 chip = lum[r : r + size, c : c + size]
-                answer[todo == i] = _exact_low_contrast(chip, params.low_contrast_fraction)
+                answer[pos] = _exact_low_contrast(chip, params.low_contrast_fraction)
         reason[todo[answer == 1]] = 3
     return ChipStats(reason, cloud, nodata)
 

@@ -142,7 +142,7 @@ def tile_part(
         with rasterio.Env(GDAL_CACHEMAX=params.gdal_cache_mb << 20):
             src = open_cached(info.path)
             data = src.read(info.sensor.rgb, window=strip)
-            valid = _valid_pixels(src, info, strip, data)
+            valid = info.nodata.valid(src, info.sensor.rgb, strip, data)  # GDAL semantics
     except Exception as e:
         return InputError(info.path, f"read failed at {strip} ({str(e).splitlines()[0]})")
     rgb = _stretched(stretch, data)
@@ -208,13 +208,6 @@ def _vectors(
         "chip_cloud_fraction": stats.cloud[kept].astype(np.float32),
         "chip_nodata_fraction": stats.nodata[kept].astype(np.float32),
     }
-
-
-def _valid_pixels(
-    src: rasterio.DatasetReader, info: SceneInfo, window: Window, data: np.ndarray
-) -> np.ndarray:
-    """GDAL semantics: a pixel is nodata only when every band is (:mod:`pipeline.nodata`)."""
-    return info.nodata.valid(src, info.sensor.rgb, window, data)
 
 
 # -- driver side -------------------------------------------------------------

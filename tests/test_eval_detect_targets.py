@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from training.evaluation.backbones import InitSpec, Normalisation, build_backbone
-from training.evaluation.detection.box_dihedral import dihedral_boxes, dihedral_image
+from training.evaluation.detection.box_dihedral import dihedral_boxes
 from training.evaluation.detection.loss import focal_loss
 from training.evaluation.detection.model import CenterNet, CenterNetConfig
 from training.evaluation.detection.targets import Targets, decode, encode, gaussian_radius
+from training.evaluation.dihedral import dihedral
 from training.evaluation.segmodel import spatial_encoder
 
 STRIDE, SIZE = 4, 64
@@ -106,7 +107,7 @@ def test_box_transform_follows_the_image_transform(code: int) -> None:
     image = torch.zeros(1, 12, 12)
     box = torch.tensor([2.0, 3.0, 7.0, 5.0])  # pixels x 2..6, y 3..4
     image[0, 3:5, 2:7] = 1
-    moved = dihedral_image(image, code)[0]
+    moved = dihedral(image, code)[0]
     ys, xs = torch.nonzero(moved, as_tuple=True)
     want = [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
     assert dihedral_boxes(box[None], code, 12)[0].tolist() == want

@@ -21,7 +21,7 @@ from pipeline.radiometry import Stretch
 from pipeline.scenes import SceneInfo
 from pipeline.sensors import all_profiles
 from pipeline.store.chips import ChipBatch, ChipStore
-from pipeline.tiling import ScenePlan, TileParams, _valid_pixels, prepare_scene
+from pipeline.tiling import ScenePlan, TileParams, prepare_scene
 from pipeline.windows import gdal_transform, strip_window
 
 
@@ -30,7 +30,7 @@ def read_strip(info: SceneInfo, stretch: Stretch, windows: list[Any]) -> tuple[A
     strip = strip_window(windows)
     with rasterio.open(info.path) as src:
         data = src.read(info.sensor.rgb, window=strip)
-        valid = _valid_pixels(src, info, strip, data)
+        valid = info.nodata.valid(src, info.sensor.rgb, strip, data)
     rgb = stretch.apply(data)
     rgb[:, ~valid] = 0
     return strip, rgb, valid

@@ -88,8 +88,9 @@ class LabelSet:
 
         A set that never committed a chip (its first run failed) is replaced.
         """
-        if name in label_names(store):
-            labels = cls.open(store, name)
+        names = label_names(store)
+        if name in names:
+            labels = cls.open(store, name, names)
             _check_same(labels, header)
             return labels
         root = store.group.require_group(GROUP)

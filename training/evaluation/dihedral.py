@@ -5,16 +5,17 @@ from __future__ import annotations
 import torch
 
 
-def _dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
+def dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
     """One of the 8 symmetries of the square on the last two dims."""
     if code >= 4:
         x = torch.flip(x, dims=(-1,))
     return torch.rot90(x, k=code % 4, dims=(-2, -1))
 
 
-def _pick(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+def pick_dihedral(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Symmetry ``codes[i]`` on sample ``i``."""
     # Build all 8 views and gather: no host synchronisation, cheap on uint8 batches.
-    views = torch.stack([_dihedral(x, c) for c in range(8)])
+    views = torch.stack([dihedral(x, c) for c in range(8)])
     return views[codes, torch.arange(x.shape[0], device=x.device)]
 
 
@@ -28,4 +29,5 @@ def random_dihedral(
     if images.shape[-1] != images.shape[-2]:
         raise ValueError("random rotations need square images")
     codes = torch.randint(0, 8, (images.shape[0],), generator=generator).to(images.device)
-    return _pick(images, codes), (_pick(masks, codes) if masks is not None else None)
+    moved = pick_dihedral(masks, codes) if masks is not None else None
+    return pick_dihedral(images, codes), moved

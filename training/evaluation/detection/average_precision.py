@@ -42,9 +42,10 @@ def _value(x: torch.Tensor) -> float:
 
 def mean_average_precision(
     predictions: Sequence[Detections], truth: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    n_classes: int, max_dets: int = 100,
+    n_classes: int, max_dets: int = 100, coco: bool = True,
 ) -> DetectionScore:
-    """Score ``predictions`` against (boxes, labels) per image; all on the CPU."""
+    """Score ``predictions`` against (boxes, labels) per image; all on the CPU.
+    ``coco=False`` skips the ten-threshold COCO pass (model selection needs AP@0.5 only)."""
     preds = [{"boxes": d.boxes.float().cpu(), "scores": d.scores.float().cpu(),
               "labels": d.labels.long().cpu()} for d in predictions]
     target = [{"boxes": b.float().cpu().reshape(-1, 4), "labels": lab.long().cpu()}
@@ -52,11 +53,14 @@ def mean_average_precision(
     per_class = np.full(n_classes, np.nan)
     if not any(len(t["labels"]) for t in target):
         return DetectionScore(math.nan, math.nan, per_class)
-    coco = _metric(None, max_dets, per_class=False)
-    coco.update(preds, target)
     at50 = _metric([IOU], max_dets, per_class=True)
     at50.update(preds, target)
-    full, result = coco.compute(), at50.compute()
+    result = at50.compute()
+    full = {"map": torch.tensor(math.nan)}
+    if coco:
+        every = _metric(None, max_dets, per_class=False)
+        every.update(preds, target)
+        full = every.compute()
     for cls, ap in zip(result["classes"].reshape(-1).tolist(),
                        result["map_per_class"].reshape(-1).tolist(), strict=True):
         per_class[int(cls)] = ap if ap >= 0 else math.nan

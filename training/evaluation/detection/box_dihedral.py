@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import torch
 
-
-def dihedral_image(x: torch.Tensor, code: int) -> torch.Tensor:
-    """Symmetry ``code`` (0–7) on the last two dims: flip left-right if ≥ 4, then rot90."""
-    if code >= 4:
-        x = torch.flip(x, dims=(-1,))
-    return torch.rot90(x, k=code % 4, dims=(-2, -1))
+from training.evaluation.dihedral import pick_dihedral
 
 
 def dihedral_boxes(boxes: torch.Tensor, code: int, size: int) -> torch.Tensor:
@@ -26,9 +21,6 @@ def random_box_dihedral(images: torch.Tensor, boxes: list[torch.Tensor], generat
                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """An independent random symmetry per slice (aerial scenes have no up)."""
     size = images.shape[-1]
-    codes = torch.randint(0, 8, (images.shape[0],), generator=generator).tolist()
-    out = images.clone()
-    for code in set(codes):
-        sel = [i for i, c in enumerate(codes) if c == code]
-        out[sel] = dihedral_image(images[sel], code)
-    return out, [dihedral_boxes(b, c, size) for b, c in zip(boxes, codes, strict=True)]
+    codes = torch.randint(0, 8, (images.shape[0],), generator=generator)
+    out = pick_dihedral(images, codes.to(images.device))
+    return out, [dihedral_boxes(b, c, size) for b, c in zip(boxes, codes.tolist(), strict=True)]

@@ -82,10 +82,10 @@ def detect(model: CenterNet, images: torch.Tensor, idx: np.ndarray, cfg: Finetun
 
 
 def score(model: CenterNet, data: DeviceSlices, idx: np.ndarray, cfg: FinetuneConfig,
-          net: CenterNetConfig) -> DetectionScore:
+          net: CenterNetConfig, coco: bool = True) -> DetectionScore:
     truth = [(data.boxes[i], data.labels[i]) for i in idx]
     return mean_average_precision(detect(model, data.images, idx, cfg, net), truth,
-                                  data.n_classes, max_dets=net.top_k)
+                                  data.n_classes, max_dets=net.top_k, coco=coco)
 
 
 def train_step(model: CenterNet, data: DeviceSlices, sel: list[int], cfg: FinetuneConfig,
@@ -126,7 +126,7 @@ def fit_detector(model: CenterNet, data: DeviceSlices, train_idx: np.ndarray,
         decay.step()
         if epoch % schedule.val_every and epoch != cfg.epochs:
             continue
-        val = score(model, data, val_idx, cfg, net).map50
+        val = score(model, data, val_idx, cfg, net, coco=False).map50
         history.append((epoch, val))
         key = val if math.isfinite(val) else -math.inf
         if best is None or key > best[0] or key == -math.inf:
