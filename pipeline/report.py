@@ -51,10 +51,10 @@ def signals_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    pending: list[int] = []
+    pending: list[signal.Signals] = []
 
     def hold(signum: int, frame: Any) -> None:
-        pending.append(signum)
+        pending.append(signal.Signals(signum))
 
     previous = {s: signal.signal(s, hold) for s in HELD_SIGNALS}
     try:
