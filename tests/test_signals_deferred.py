@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from pipeline.report import signals_deferred, sigterm_as_interrupt
+
+
+@pytest.fixture(autouse=True)
+def python_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler, whatever an earlier test's imports installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _signal_self(signum: int) -> None:
@@ -42,3 +52,15 @@ def test_handlers_are_restored_and_nothing_is_delivered_without_a_signal() -> No
     with signals_deferred():
         pass
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_cluster_layer_leaves_ctrl_c_an_interrupt() -> None:
+    """dask_jobqueue's runner makes SIGINT exit 0 when imported; ours undoes that."""
+    import dask_jobqueue.runner
+
+    import pipeline.hpc.jobqueue as jobqueue
+
+    importlib.reload(dask_jobqueue.runner)  # what its first import does
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    jobqueue._keep_ctrl_c()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -9,7 +9,9 @@ and workers retire before their walltime so no task is cut off mid-way.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,19 @@ from pipeline.hpc.config import ClusterConfig
 
 SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub"}
 _CLUSTER_CLASSES: dict[str, type[JobQueueCluster]] = {"slurm": SLURMCluster, "pbs": PBSCluster}
+
+
+def _keep_ctrl_c() -> None:
+    """``dask_jobqueue.runner`` (imported with the package) makes SIGINT call
+    ``sys.exit()``: Ctrl-C would end a run with exit 0 as if it had finished. It stays
+    ``KeyboardInterrupt``, so an interrupted run commits, says so and exits 130."""
+    handler = signal.getsignal(signal.SIGINT)
+    if (threading.current_thread() is threading.main_thread()
+            and getattr(handler, "__module__", "") == "dask_jobqueue.runner"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_keep_ctrl_c()
 
 
 def require_submit_command(scheduler: str) -> None:
